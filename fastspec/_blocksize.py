@@ -1,0 +1,66 @@
+"""Block length for the next speculated block (DESIGN.md section 5).
+
+The length may depend on the past (accepted lengths so far), never on the
+current draft, so any rule here keeps the sampler exact.
+"""
+
+import math
+import numbers
+
+import numpy as np
+
+
+def check_block_size(block_size):
+    """Validate the user's ``block_size`` ("auto" or a positive int)."""
+    if isinstance(block_size, str):
+        if block_size != "auto":
+            raise ValueError(f'block_size must be "auto" or a positive int, got {block_size!r}')
+        return block_size
+    if isinstance(block_size, (numbers.Integral, np.integer)) and not isinstance(block_size, bool):
+        if block_size < 1:
+            raise ValueError(f'block_size must be "auto" or a positive int, got {block_size}')
+        return int(block_size)
+    raise ValueError(f'block_size must be "auto" or a positive int, got {block_size!r}')
+
+
+class BlockSizer:
+    """Adaptive (or fixed) block length.
+
+    With ``"auto"`` it starts at ``ceil(sqrt(total))``; a block accepted whole
+    doubles the length (the draft is better than assumed), a block cut short
+    sets it to ``GROW_AFTER_CUT`` times a running mean of positions advanced per
+    block. The position after the cut is drawn anyway, so a round always
+    advances by at least one step. With ``shrink_on_reject`` (srs, whose blocks
+    are kept whole or redrawn from the residual) a rejected block halves it.
+    """
+
+    #: k after a cut, in units of the running mean advance. The accepted length
+    #: barely depends on k (the stop time's law does not), so k only trades
+    #: wasted rows for fewer cut-offs.
+    GROW_AFTER_CUT = 2.0
+
+    def __init__(self, block_size, total, shrink_on_reject=False):
+        self.fixed = None if block_size == "auto" else int(block_size)
+        self.shrink_on_reject = shrink_on_reject
+        self.k = max(1, math.ceil(math.sqrt(total)))
+        self.mean_advance = None
+
+    def propose(self, remaining):
+        """Length of the next block, at most ``remaining``."""
+        k = self.fixed if self.fixed is not None else self.k
+        return int(max(1, min(k, remaining)))
+
+    def update(self, k, accepted):
+        """Record that ``accepted`` of ``k`` drafted positions were kept."""
+        if self.fixed is not None:
+            return
+        if accepted >= k:
+            self.k = max(self.k, 2 * k)
+            return
+        if self.shrink_on_reject:  # srs: a block is all-or-residual, halve it
+            self.k = max(1, k // 2)
+            return
+        advance = accepted + 1
+        self.mean_advance = advance if self.mean_advance is None else (
+            0.5 * self.mean_advance + 0.5 * advance)
+        self.k = max(1, math.ceil(self.GROW_AFTER_CUT * self.mean_advance))

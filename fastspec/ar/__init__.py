@@ -1,0 +1,1 @@
+"""Any-order autoregressive pipeline: marginal oracle, samplers, kernels."""
