@@ -38,7 +38,40 @@ def draw_categorical(weights, u):
     return last
 
 
+#: Below this many output elements a parallel region costs more than it saves
+#: (and on a loaded machine a contended OpenMP barrier can cost milliseconds):
+#: the serial driver runs instead. Both give identical results.
+PARALLEL_MIN_ELEMENTS = 1 << 18
+
+
+@njit(cache=True)
+def _fill_context(contexts, r, base, block, draft, n_pinned):
+    contexts[r, :] = base
+    for i in range(n_pinned):
+        contexts[r, block[i]] = draft[i]
+
+
+@njit(cache=True)
+def _contexts_serial(contexts, base, block, draft, offset):
+    for r in range(contexts.shape[0]):
+        _fill_context(contexts, r, base, block, draft, r + offset)
+
+
 @njit(parallel=True, cache=True)
+def _contexts_parallel(contexts, base, block, draft, offset):
+    for r in prange(contexts.shape[0]):
+        _fill_context(contexts, r, base, block, draft, r + offset)
+
+
+@njit(cache=True)
+def draw_draft(draft_probs, u):
+    """W_i ~ q_i independently, by inverse CDF: ``draft_probs`` (k, q), ``u`` (k,)."""
+    draft = np.empty(draft_probs.shape[0], dtype=np.int64)
+    for i in range(draft_probs.shape[0]):
+        draft[i] = draw_categorical(draft_probs[i], u[i])
+    return draft
+
+
 def draft_contexts(base, block, draft_probs, u, skip_first):
     """Draw the block's draft and build its verification contexts.
 
@@ -63,19 +96,11 @@ def draft_contexts(base, block, draft_probs, u, skip_first):
         Row r is C_i = S with W_1..W_{i-1} pinned, i = r + 1 + skip_first;
         the last row (all k pinned) yields the next block's draft.
     """
-    k = block.shape[0]
-    n = base.shape[0]
-    draft = np.empty(k, dtype=np.int64)
-    for i in range(k):
-        draft[i] = draw_categorical(draft_probs[i], u[i])
+    draft = draw_draft(draft_probs, u)
     offset = 1 if skip_first else 0
-    m = k + 1 - offset
-    contexts = np.empty((m, n), dtype=np.int64)
-    for r in prange(m):
-        for j in range(n):
-            contexts[r, j] = base[j]
-        for i in range(r + offset):
-            contexts[r, block[i]] = draft[i]
+    contexts = np.empty((block.shape[0] + 1 - offset, base.shape[0]), dtype=np.int64)
+    fill = _contexts_parallel if contexts.size >= PARALLEL_MIN_ELEMENTS else _contexts_serial
+    fill(contexts, base, block, draft, offset)
     return draft, contexts
 
 
@@ -154,7 +179,44 @@ def verify_block(rule, target, draft_probs, draft, u_stop, u_residual):
     return tau, draw_categorical(weights, u_residual)
 
 
+@njit(cache=True)
+def _check_row(contexts, probs, tol, r, position, code):
+    n = contexts.shape[1]
+    q = probs.shape[2]
+    for i in range(n):
+        if contexts[r, i] >= 0:
+            continue
+        s = 0.0
+        bad = 0
+        for y in range(q):
+            v = probs[r, i, y]
+            if not np.isfinite(v):
+                bad = 1
+                break
+            if v < 0.0:
+                bad = 2
+                break
+            s += v
+        if bad == 0 and abs(s - 1.0) > tol:
+            bad = 3
+        if bad != 0:
+            position[r] = i
+            code[r] = bad
+            return
+
+
+@njit(cache=True)
+def _check_serial(contexts, probs, tol, position, code):
+    for r in range(contexts.shape[0]):
+        _check_row(contexts, probs, tol, r, position, code)
+
+
 @njit(parallel=True, cache=True)
+def _check_parallel(contexts, probs, tol, position, code):
+    for r in prange(contexts.shape[0]):
+        _check_row(contexts, probs, tol, r, position, code)
+
+
 def find_invalid_rows(contexts, probs, tol):
     """Per row, the first free position whose marginal is not a distribution.
 
@@ -162,29 +224,9 @@ def find_invalid_rows(contexts, probs, tol):
     1 = non-finite value, 2 = negative value, 3 = sum differs from 1 by > tol.
     Pinned positions are not checked (their values are never used).
     """
-    K, n = contexts.shape
-    q = probs.shape[2]
+    K = contexts.shape[0]
     position = np.full(K, -1, dtype=np.int64)
     code = np.zeros(K, dtype=np.int64)
-    for r in prange(K):
-        for i in range(n):
-            if contexts[r, i] >= 0:
-                continue
-            s = 0.0
-            bad = 0
-            for y in range(q):
-                v = probs[r, i, y]
-                if not np.isfinite(v):
-                    bad = 1
-                    break
-                if v < 0.0:
-                    bad = 2
-                    break
-                s += v
-            if bad == 0 and abs(s - 1.0) > tol:
-                bad = 3
-            if bad != 0:
-                position[r] = i
-                code[r] = bad
-                break
+    check = _check_parallel if probs.size >= PARALLEL_MIN_ELEMENTS else _check_serial
+    check(contexts, probs, tol, position, code)
     return position, code

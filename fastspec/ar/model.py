@@ -113,7 +113,7 @@ class ARModel:
             r = int(bad[0])
             i = int(position[r])
             what = {1: "a non-finite value", 2: "a negative value",
-                    3: f"values summing to {probs[r, i].sum()!r} (not 1 within {SUM_TOLERANCE})"}
+                    3: f"values summing to {float(probs[r, i].sum())!r} (not 1 within {SUM_TOLERANCE})"}
             raise OracleError(
                 f"{where}marginals returned {what[int(code[r])]} at row {r}, free position {i}: "
                 f"{probs[r, i].tolist()} ({bad.size} invalid row(s) of {contexts.shape[0]})")

@@ -1,6 +1,7 @@
 """Reference any-order AR models with exact, numba-compiled marginal oracles.
 
-Each oracle is a ``prange`` loop over contexts; each context writes its own
+Each oracle is a ``prange`` loop over contexts (a serial loop below
+``PARALLEL_MIN_ELEMENTS``, where threads cost more than they save); each context writes its own
 rows, so answers do not depend on the thread count. A context of probability
 zero (possible for drafts) gets uniform rows: any valid answer is fine there,
 since the verification never keeps a draft past a zero-probability position.
@@ -12,6 +13,7 @@ import numbers
 import numpy as np
 from numba import njit, prange
 
+from ..ar.kernels import PARALLEL_MIN_ELEMENTS
 from ..ar.model import ARModel
 
 
@@ -38,47 +40,63 @@ def _as_prob_array(name, value, ndim, normalise_axis=-1, allow_scale=False):
 
 # -- Markov chain: forward-backward with evidence -------------------------------------
 
-@njit(parallel=True, cache=True)
-def _markov_marginals(contexts, transition, initial):
+@njit(cache=True)
+def _markov_marginals_row(contexts, r, out, transition, initial):
     K, n = contexts.shape
     q = initial.shape[0]
-    out = np.empty((K, n, q))
-    for r in prange(K):
-        ctx = contexts[r]
-        alpha = np.zeros((n, q))
+    ctx = contexts[r]
+    alpha = np.zeros((n, q))
+    for x in range(q):
+        if ctx[0] < 0 or ctx[0] == x:
+            alpha[0, x] = initial[x]
+    ok = _normalise(alpha[0])
+    for i in range(1, n):
         for x in range(q):
-            if ctx[0] < 0 or ctx[0] == x:
-                alpha[0, x] = initial[x]
-        ok = _normalise(alpha[0])
-        for i in range(1, n):
+            if ctx[i] < 0 or ctx[i] == x:
+                s = 0.0
+                for xp in range(q):
+                    s += alpha[i - 1, xp] * transition[xp, x]
+                alpha[i, x] = s
+        ok = ok and _normalise(alpha[i])
+    beta = np.ones(q)
+    nxt = np.empty(q)
+    for i in range(n - 1, -1, -1):
+        if ok:
             for x in range(q):
-                if ctx[i] < 0 or ctx[i] == x:
-                    s = 0.0
-                    for xp in range(q):
-                        s += alpha[i - 1, xp] * transition[xp, x]
-                    alpha[i, x] = s
-            ok = ok and _normalise(alpha[i])
-        beta = np.ones(q)
-        nxt = np.empty(q)
-        for i in range(n - 1, -1, -1):
-            if ok:
-                for x in range(q):
-                    out[r, i, x] = alpha[i, x] * beta[x]
-                if not _normalise(out[r, i]):
-                    ok = False
-            if not ok:
-                out[r, i, :] = 1.0 / q
-            if i > 0:
-                for x in range(q):
-                    s = 0.0
-                    for xn in range(q):
-                        if ctx[i] < 0 or ctx[i] == xn:
-                            s += transition[x, xn] * beta[xn]
-                    nxt[x] = s
-                _normalise(nxt)
-                beta[:] = nxt
+                out[r, i, x] = alpha[i, x] * beta[x]
+            if not _normalise(out[r, i]):
+                ok = False
         if not ok:
-            out[r, :, :] = 1.0 / q
+            out[r, i, :] = 1.0 / q
+        if i > 0:
+            for x in range(q):
+                s = 0.0
+                for xn in range(q):
+                    if ctx[i] < 0 or ctx[i] == xn:
+                        s += transition[x, xn] * beta[xn]
+                nxt[x] = s
+            _normalise(nxt)
+            beta[:] = nxt
+    if not ok:
+        out[r, :, :] = 1.0 / q
+
+
+@njit(cache=True)
+def _markov_marginals_serial(contexts, out, transition, initial):
+    for r in range(contexts.shape[0]):
+        _markov_marginals_row(contexts, r, out, transition, initial)
+
+
+@njit(parallel=True, cache=True)
+def _markov_marginals_parallel(contexts, out, transition, initial):
+    for r in prange(contexts.shape[0]):
+        _markov_marginals_row(contexts, r, out, transition, initial)
+
+
+def _markov_marginals(contexts, transition, initial):
+    out = np.empty((contexts.shape[0], contexts.shape[1], initial.shape[0]))
+    run = _markov_marginals_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _markov_marginals_serial
+    run(contexts, out, transition, initial)
     return out
 
 
@@ -136,33 +154,49 @@ class MarkovChain(ARModel):
 
 # -- Mixture of product distributions ---------------------------------------------------
 
-@njit(parallel=True, cache=True)
-def _mixture_marginals(contexts, log_weights, probs, log_probs):
+@njit(cache=True)
+def _mixture_marginals_row(contexts, r, out, log_weights, probs, log_probs):
     K, n = contexts.shape
     C, _, q = probs.shape
-    out = np.empty((K, n, q))
-    for r in prange(K):
-        post = log_weights.copy()
-        for c in range(C):
-            for j in range(n):
-                if contexts[r, j] >= 0:
-                    post[c] += log_probs[c, j, contexts[r, j]]
-        top = -np.inf
-        for c in range(C):
-            top = max(top, post[c])
-        if top == -np.inf:
-            out[r, :, :] = 1.0 / q
-            continue
-        s = 0.0
-        for c in range(C):
-            post[c] = math.exp(post[c] - top)
-            s += post[c]
-        for i in range(n):
-            for y in range(q):
-                acc = 0.0
-                for c in range(C):
-                    acc += post[c] * probs[c, i, y]
-                out[r, i, y] = acc / s
+    post = log_weights.copy()
+    for c in range(C):
+        for j in range(n):
+            if contexts[r, j] >= 0:
+                post[c] += log_probs[c, j, contexts[r, j]]
+    top = -np.inf
+    for c in range(C):
+        top = max(top, post[c])
+    if top == -np.inf:
+        out[r, :, :] = 1.0 / q
+        return
+    s = 0.0
+    for c in range(C):
+        post[c] = math.exp(post[c] - top)
+        s += post[c]
+    for i in range(n):
+        for y in range(q):
+            acc = 0.0
+            for c in range(C):
+                acc += post[c] * probs[c, i, y]
+            out[r, i, y] = acc / s
+
+
+@njit(cache=True)
+def _mixture_marginals_serial(contexts, out, log_weights, probs, log_probs):
+    for r in range(contexts.shape[0]):
+        _mixture_marginals_row(contexts, r, out, log_weights, probs, log_probs)
+
+
+@njit(parallel=True, cache=True)
+def _mixture_marginals_parallel(contexts, out, log_weights, probs, log_probs):
+    for r in prange(contexts.shape[0]):
+        _mixture_marginals_row(contexts, r, out, log_weights, probs, log_probs)
+
+
+def _mixture_marginals(contexts, log_weights, probs, log_probs):
+    out = np.empty((contexts.shape[0], contexts.shape[1], probs.shape[2]))
+    run = _mixture_marginals_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _mixture_marginals_serial
+    run(contexts, out, log_weights, probs, log_probs)
     return out
 
 
@@ -204,53 +238,69 @@ class MixtureOfProducts(ARModel):
     def log_probability(self, x):
         """Log-probability of configurations ``x`` (..., n)."""
         x = np.asarray(x, dtype=np.int64)
-        per = self._log_probs[:, np.arange(self.n), x[..., None, :]].sum(axis=-1)
-        per = per + self._log_weights
+        per = np.moveaxis(self._log_probs[:, np.arange(self.n), x].sum(axis=-1), 0, -1)
+        per = per + self._log_weights  # (..., C): log w_c + log P_c(x)
         top = per.max(axis=-1, keepdims=True)
         return (top + np.log(np.exp(per - top).sum(axis=-1, keepdims=True)))[..., 0]
 
 
 # -- Curie-Weiss (mean-field Ising) ----------------------------------------------------
 
-@njit(parallel=True, cache=True)
-def _curie_weiss_marginals(contexts, J, h):
+@njit(cache=True)
+def _curie_weiss_marginals_row(contexts, r, out, J, h):
     K, n = contexts.shape
-    out = np.empty((K, n, 2))
-    for r in prange(K):
-        m = 0
-        free = 0
-        for j in range(n):
-            v = contexts[r, j]
-            if v < 0:
-                free += 1
-            else:
-                m += 2 * v - 1
-        others = free - 1
-        # log P(s_i = sigma, rest) summed over the j up-spins among the other free sites
-        lp = np.empty(2)
-        for s in range(2):
-            sigma = 2 * s - 1
-            top = -np.inf
-            terms = np.empty(max(others + 1, 1))
-            for jj in range(others + 1):
-                M = m + sigma + 2 * jj - others
-                t = (math.lgamma(others + 1) - math.lgamma(jj + 1) - math.lgamma(others - jj + 1)
-                     + J / (2.0 * n) * M * M + h * M)
-                terms[jj] = t
-                top = max(top, t)
-            acc = 0.0
-            for jj in range(others + 1):
-                acc += math.exp(terms[jj] - top)
-            lp[s] = top + math.log(acc) if others >= 0 else 0.0
-        p_up = 1.0 / (1.0 + math.exp(lp[0] - lp[1])) if free > 0 else 0.5
-        for j in range(n):
-            v = contexts[r, j]
-            if v < 0:
-                out[r, j, 0] = 1.0 - p_up
-                out[r, j, 1] = p_up
-            else:
-                out[r, j, 0] = 1.0 - v
-                out[r, j, 1] = v
+    m = 0
+    free = 0
+    for j in range(n):
+        v = contexts[r, j]
+        if v < 0:
+            free += 1
+        else:
+            m += 2 * v - 1
+    others = free - 1
+    # log P(s_i = sigma, rest) summed over the j up-spins among the other free sites
+    lp = np.empty(2)
+    for s in range(2):
+        sigma = 2 * s - 1
+        top = -np.inf
+        terms = np.empty(max(others + 1, 1))
+        for jj in range(others + 1):
+            M = m + sigma + 2 * jj - others
+            t = (math.lgamma(others + 1) - math.lgamma(jj + 1) - math.lgamma(others - jj + 1)
+                 + J / (2.0 * n) * M * M + h * M)
+            terms[jj] = t
+            top = max(top, t)
+        acc = 0.0
+        for jj in range(others + 1):
+            acc += math.exp(terms[jj] - top)
+        lp[s] = top + math.log(acc) if others >= 0 else 0.0
+    p_up = 1.0 / (1.0 + math.exp(lp[0] - lp[1])) if free > 0 else 0.5
+    for j in range(n):
+        v = contexts[r, j]
+        if v < 0:
+            out[r, j, 0] = 1.0 - p_up
+            out[r, j, 1] = p_up
+        else:
+            out[r, j, 0] = 1.0 - v
+            out[r, j, 1] = v
+
+
+@njit(cache=True)
+def _curie_weiss_marginals_serial(contexts, out, J, h):
+    for r in range(contexts.shape[0]):
+        _curie_weiss_marginals_row(contexts, r, out, J, h)
+
+
+@njit(parallel=True, cache=True)
+def _curie_weiss_marginals_parallel(contexts, out, J, h):
+    for r in prange(contexts.shape[0]):
+        _curie_weiss_marginals_row(contexts, r, out, J, h)
+
+
+def _curie_weiss_marginals(contexts, J, h):
+    out = np.empty((contexts.shape[0], contexts.shape[1], 2))
+    run = _curie_weiss_marginals_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _curie_weiss_marginals_serial
+    run(contexts, out, J, h)
     return out
 
 
@@ -296,38 +346,50 @@ class CurieWeiss(ARModel):
 
 # -- Explicit joint table ---------------------------------------------------------------
 
+@njit(cache=True)
+def _table_marginals_row(contexts, r, out, configs, joint, q):
+    n = contexts.shape[1]
+    out[r, :, :] = 0.0
+    total = 0.0
+    for c in range(configs.shape[0]):
+        p = joint[c]
+        if p == 0.0:
+            continue
+        ok = True
+        for j in range(n):
+            v = contexts[r, j]
+            if v >= 0 and v != configs[c, j]:
+                ok = False
+                break
+        if not ok:
+            continue
+        total += p
+        for j in range(n):
+            out[r, j, configs[c, j]] += p
+    if total > 0.0:
+        for j in range(n):
+            for y in range(q):
+                out[r, j, y] /= total
+    else:
+        out[r, :, :] = 1.0 / q
+
+
+@njit(cache=True)
+def _table_marginals_serial(contexts, out, configs, joint, q):
+    for r in range(contexts.shape[0]):
+        _table_marginals_row(contexts, r, out, configs, joint, q)
+
+
 @njit(parallel=True, cache=True)
-def _table_marginals(contexts, configs, joint):
-    K, n = contexts.shape
-    Q = configs.shape[0]
-    q = 0
-    for c in range(Q):
-        q = max(q, configs[c, 0] + 1)
-    q = max(q, 2)
-    out = np.zeros((K, n, q))
-    for r in prange(K):
-        total = 0.0
-        for c in range(Q):
-            p = joint[c]
-            if p == 0.0:
-                continue
-            ok = True
-            for j in range(n):
-                v = contexts[r, j]
-                if v >= 0 and v != configs[c, j]:
-                    ok = False
-                    break
-            if not ok:
-                continue
-            total += p
-            for j in range(n):
-                out[r, j, configs[c, j]] += p
-        if total > 0.0:
-            for j in range(n):
-                for y in range(q):
-                    out[r, j, y] /= total
-        else:
-            out[r, :, :] = 1.0 / q
+def _table_marginals_parallel(contexts, out, configs, joint, q):
+    for r in prange(contexts.shape[0]):
+        _table_marginals_row(contexts, r, out, configs, joint, q)
+
+
+def _table_marginals(contexts, configs, joint, q):
+    out = np.empty((contexts.shape[0], contexts.shape[1], q))
+    run = _table_marginals_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _table_marginals_serial
+    run(contexts, out, configs, joint, q)
     return out
 
 
@@ -367,7 +429,7 @@ class TableModel(ARModel):
         return cls((p / p.sum()).reshape(shape))
 
     def _marginals(self, contexts):
-        return _table_marginals(contexts, self._configs, self._flat)
+        return _table_marginals(contexts, self._configs, self._flat, self.q)
 
     def probability(self, x):
         """Joint probability of configuration(s) ``x`` (..., n)."""

@@ -1,0 +1,137 @@
+"""Rounds and rows are counted right, batches share rounds, seeds reproduce."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+import fastspec
+from fastspec.models import CurieWeiss, MarkovChain, MixtureOfProducts, TableModel
+
+
+class CountingOracle:
+    """Wraps an oracle and counts its calls and rows independently of the engine."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.calls = 0
+        self.rows = 0
+
+    def __call__(self, ctx):
+        self.calls += 1
+        self.rows += ctx.shape[0]
+        return self.inner(ctx)
+
+
+def _counted(model):
+    oracle = CountingOracle(model.marginals)
+    return fastspec.ARModel(oracle, n=model.n, q=model.q), oracle
+
+
+@pytest.mark.parametrize("n_samples", [1, 5])
+def test_sequential_spends_exactly_n_rounds(n_samples):
+    model, oracle = _counted(CurieWeiss(n=37, J=1.0))
+    res = fastspec.sample(model, n_samples=n_samples, method="sequential", seed=0)
+    assert res.stats.rounds == oracle.calls == 37
+    assert res.stats.contexts == oracle.rows == 37 * n_samples
+    assert np.all(res.stats.rounds_per_sample == 37)
+
+
+@pytest.mark.parametrize("method", ["token", "block", "srs"])
+def test_rounds_and_rows_are_counted(method):
+    model, oracle = _counted(MarkovChain([[np.e**2, 1], [1, np.e**2]], n=64))
+    res = fastspec.sample(model, n_samples=6, method=method, seed=3)
+    assert res.stats.rounds == oracle.calls
+    assert res.stats.contexts == oracle.rows == res.stats.rows_per_sample.sum()
+    # samples share rounds: the call's rounds are the slowest sample's
+    assert res.stats.rounds == res.stats.rounds_per_sample.max()
+    assert res.stats.rounds < 64
+    assert res.samples.shape == (6, 64) and res.samples.dtype == np.int64
+    assert set(np.unique(res.samples)) <= {0, 1}
+
+
+def test_a_batch_costs_about_the_rounds_of_one_sample():
+    model = CurieWeiss(n=256, J=1.0)
+    one = fastspec.sample(model, n_samples=1, method="block", seed=0).stats.rounds
+    many = fastspec.sample(model, n_samples=16, method="block", seed=0)
+    assert many.stats.rounds == many.stats.rounds_per_sample.max()
+    assert many.stats.rounds < 3 * one
+    assert many.stats.rounds < 0.3 * many.stats.rounds_per_sample.sum()
+
+
+def test_sample_i_does_not_depend_on_the_batch():
+    model = MixtureOfProducts.random(n=50, q=3, seed=1)
+    a = fastspec.sample(model, n_samples=1, method="block", seed=9).samples
+    b = fastspec.sample(model, n_samples=4, method="block", seed=9).samples
+    assert np.array_equal(a[0], b[0])
+
+
+@pytest.mark.parametrize("seed_kind", ["int", "seedsequence", "generator"])
+def test_same_seed_same_samples(seed_kind):
+    model = CurieWeiss(n=40, J=1.0)
+    make = {"int": lambda: 5, "seedsequence": lambda: np.random.SeedSequence(5),
+            "generator": lambda: np.random.default_rng(5)}[seed_kind]
+    a = fastspec.sample(model, n_samples=3, method="token", seed=make())
+    b = fastspec.sample(model, n_samples=3, method="token", seed=make())
+    assert np.array_equal(a.samples, b.samples) and np.array_equal(a.orders, b.orders)
+    c = fastspec.sample(model, n_samples=3, method="token", seed=6)
+    assert not np.array_equal(a.samples, c.samples)
+
+
+_THREAD_SCRIPT = """
+import hashlib, numpy as np, fastspec, numba
+from fastspec.models import CurieWeiss, MarkovChain
+out = []
+for model in (CurieWeiss(n=300, J=1.0), MarkovChain([[7.39, 1], [1, 7.39]], n=300)):
+    for method in ("token", "block", "srs"):
+        r = fastspec.sample(model, n_samples=3, method=method, seed=123)
+        out.append(r.samples.tobytes())
+print(numba.get_num_threads(), hashlib.sha256(b"".join(out)).hexdigest())
+"""
+
+
+def test_samples_do_not_depend_on_thread_count():
+    digests = {}
+    for threads in ("1", "2"):
+        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
+        out = subprocess.run([sys.executable, "-c", _THREAD_SCRIPT], env=env, check=True,
+                             capture_output=True, text=True).stdout.split()
+        assert out[0] == threads
+        digests[threads] = out[1]
+    assert digests["1"] == digests["2"]
+
+
+def test_explicit_order_is_honoured_and_random_orders_are_permutations():
+    model = MarkovChain([[0.9, 0.1], [0.1, 0.9]], n=20)
+    order = np.arange(20)[::-1]
+    res = fastspec.sample(model, n_samples=3, order=order, seed=0)
+    assert np.all(res.orders == order)
+    res = fastspec.sample(model, n_samples=3, seed=0)
+    assert all(np.array_equal(np.sort(o), np.arange(20)) for o in res.orders)
+    assert not np.array_equal(res.orders[0], res.orders[1])
+
+
+def test_stats_summary_prints():
+    res = fastspec.sample(CurieWeiss(n=64), n_samples=2, method="block", seed=0)
+    text = str(res.stats)
+    assert "rounds" in text and "oracle rows" in text and "block" in text
+    assert res.stats.block_sizes.size == res.stats.accepted.size > 0
+    assert 0 <= res.stats.mean_accepted <= res.stats.mean_block_size
+    assert res.stats.method == "block"
+    assert fastspec.sample(CurieWeiss(n=8), method="auto", seed=0).stats.method == "block"
+
+
+def test_reference_oracles_match_enumeration():
+    # Each structured oracle equals the marginals of its own enumerated joint.
+    rng = np.random.default_rng(0)
+    models = [CurieWeiss(n=7, J=1.3, h=-0.2),
+              MarkovChain([[3.0, 1.0, 0.2], [1.0, 2.0, 1.0], [0.1, 1.0, 4.0]], n=5),
+              MixtureOfProducts.random(n=5, q=3, n_components=3, seed=2)]
+    for model in models:
+        table = TableModel.from_model(model)
+        ctx = rng.integers(-1, model.q, size=(50, model.n))
+        ctx[rng.random(ctx.shape) < 0.5] = -1
+        free = ctx < 0
+        np.testing.assert_allclose(model.query(ctx)[free], table.query(ctx)[free], atol=1e-10)

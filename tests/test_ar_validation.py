@@ -1,0 +1,103 @@
+"""Bad input gets a clear error; an invalid oracle answer never yields a sample."""
+
+import numpy as np
+import pytest
+
+import fastspec
+from fastspec.models import CurieWeiss, MarkovChain, MixtureOfProducts, TableModel
+
+
+def _uniform(ctx, q=2):
+    return np.full(ctx.shape + (q,), 1.0 / q)
+
+
+def _model_returning(fix):
+    def oracle(ctx):
+        out = _uniform(ctx)
+        fix(ctx, out)
+        return out
+    return fastspec.ARModel(oracle, n=6, q=2)
+
+
+def _break_later_rounds(ctx, out):
+    # Valid on the empty context, broken once something is pinned.
+    hit = (ctx >= 0).any(axis=1)
+    if hit.any():
+        r = int(np.flatnonzero(hit)[0])
+        i = int(np.flatnonzero(ctx[r] < 0)[0])
+        out[r, i] = [np.nan, 0.5]
+
+
+@pytest.mark.parametrize("method", ["sequential", "token", "block", "srs"])
+def test_nan_raises_oracle_error_naming_round_row_position(method):
+    with pytest.raises(fastspec.OracleError, match=r"round 1: .*non-finite.* row \d+, free position \d+"):
+        fastspec.sample(_model_returning(_break_later_rounds), method=method, seed=0)
+
+
+@pytest.mark.parametrize("fix, pattern", [
+    (lambda c, o: o.__setitem__((0, 2), [-0.1, 1.1]), "negative value at row 0, free position 2"),
+    (lambda c, o: o.__setitem__((0, 3), [0.7, 0.7]), r"summing to 1\.4"),
+    (lambda c, o: o.__setitem__((0, 1), [np.inf, 0.0]), "non-finite value at row 0, free position 1"),
+])
+def test_invalid_values_are_named(fix, pattern):
+    with pytest.raises(fastspec.OracleError, match=pattern):
+        fastspec.sample(_model_returning(fix), seed=0)
+
+
+def test_wrong_shape_and_type():
+    wrong = fastspec.ARModel(lambda ctx: np.full((ctx.shape[0], 6, 3), 1 / 3), n=6, q=2)
+    with pytest.raises(fastspec.OracleError, match=r"shape \(1, 6, 3\).*expected \(K, n, q\) = \(1, 6, 2\)"):
+        fastspec.sample(wrong, seed=0)
+    junk = fastspec.ARModel(lambda ctx: "junk", n=6, q=2)
+    with pytest.raises(fastspec.OracleError, match="not a float array"):
+        fastspec.sample(junk, seed=0)
+
+
+def test_pinned_positions_are_not_checked():
+    def oracle(ctx):
+        out = _uniform(ctx)
+        out[ctx >= 0] = np.nan  # garbage where the answer is never used
+        return out
+    res = fastspec.sample(fastspec.ARModel(oracle, n=6, q=2), n_samples=3, seed=0)
+    assert res.samples.shape == (3, 6)
+
+
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(method="fast"), "method must be one of 'auto', 'sequential', 'token', 'block', 'srs'"),
+    (dict(n_samples=0), "n_samples must be a positive int"),
+    (dict(n_samples=2.5), "n_samples must be a positive int"),
+    (dict(block_size=0), 'block_size must be "auto" or a positive int'),
+    (dict(block_size="big"), 'block_size must be "auto" or a positive int'),
+    (dict(block_size=2.0), 'block_size must be "auto" or a positive int'),
+    (dict(order=[0, 1, 2]), "order must be None or a 1-D int array of length n=6"),
+    (dict(order=[0, 1, 2, 3, 4, 4]), r"order must be a permutation of range\(6\)"),
+    (dict(order=np.zeros(6)), "order must be None or a 1-D int array"),
+    (dict(seed=-1), "seed must be"),
+    (dict(seed="abc"), "seed must be"),
+    (dict(schedule=object()), "schedule is for DiffusionModel only"),
+])
+def test_bad_arguments(kwargs, pattern):
+    model = fastspec.ARModel(_uniform, n=6, q=2)
+    with pytest.raises(ValueError, match=pattern):
+        fastspec.sample(model, **kwargs)
+
+
+@pytest.mark.parametrize("make, pattern", [
+    (lambda: fastspec.ARModel(_uniform, n=0, q=2), "n must be an int >= 1"),
+    (lambda: fastspec.ARModel(_uniform, n=4, q=1), "q must be an int >= 2"),
+    (lambda: fastspec.ARModel("not callable", n=4, q=2), "marginals must be callable"),
+    (lambda: MarkovChain([[1, -1], [1, 1]], n=4), "transition must be non-negative"),
+    (lambda: MarkovChain([[1, 0, 0], [0, 1, 0]], n=4), "transition must be square"),
+    (lambda: MixtureOfProducts([1.0], np.full((2, 3, 2), 0.5)), "weights has 1 components"),
+    (lambda: CurieWeiss(n=4, J=float("nan")), "J must be a finite real"),
+    (lambda: TableModel(np.full((2, 2), 0.3)), "joint must sum to 1"),
+    (lambda: TableModel(np.full((2, 3), 1 / 6)), r"joint must have shape \(q,\) \* n"),
+])
+def test_bad_models(make, pattern):
+    with pytest.raises(ValueError, match=pattern):
+        make()
+
+
+def test_not_a_model():
+    with pytest.raises(TypeError, match="model must be a fastspec.ARModel or fastspec.DiffusionModel"):
+        fastspec.sample(object())
