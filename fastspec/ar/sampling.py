@@ -134,15 +134,26 @@ def _speculative_task(n, order, rng, sizer, rule):
 # -- speculative rejection sampling ---------------------------------------------------
 
 class _ProposalRate:
-    """Running acceptance rate of residual proposals (an estimate of the block TV)."""
+    """Running acceptance rates of residual proposals, per block-length octave.
+
+    A proposal is accepted with probability TV(mu_B, nu_B), which shrinks with
+    the block length, so nested (shorter) blocks keep their own estimate.
+    ``parallelism`` runs about 2 / TV proposals at once, clamped to [2, 64].
+    """
 
     def __init__(self):
-        self.tried = 0
-        self.accepted = 0
+        self.tried = {}
+        self.accepted = {}
 
-    def parallelism(self):
-        tv = (self.accepted + 1) / (self.tried + 2)
+    def parallelism(self, k):
+        key = int(k).bit_length()
+        tv = (self.accepted.get(key, 0) + 1) / (self.tried.get(key, 0) + 2)
         return int(min(64, max(2, math.ceil(2.0 / tv))))
+
+    def record(self, k, accepted):
+        key = int(k).bit_length()
+        self.tried[key] = self.tried.get(key, 0) + 1
+        self.accepted[key] = self.accepted.get(key, 0) + int(accepted)
 
 
 def _srs_task(n, order, rng, sizer):
@@ -194,17 +205,16 @@ def _srs_block(x, block, marg, fresh, rng, rate):
         return np.array([y], dtype=np.int64), math.log(target[0, y]), None, False
     marg_here = marg if fresh else rows[0]  # marginals at exactly x are now known
     while True:
-        par = rate.parallelism()
+        par = rate.parallelism(k)
         proposals = [_srs_proposal(x, block, marg_here, draft_probs, child, rate)
                      for child in rng.spawn(par)]
         results, done = yield from concurrently(proposals, _prefix_resolved)
         for j in range(par):
             if not done[j]:
                 break
-            rate.tried += 1
             accepted, values, log_mu_x, end_marg = results[j]
+            rate.record(k, accepted)
             if accepted:
-                rate.accepted += 1
                 return values, log_mu_x, end_marg, False
 
 
