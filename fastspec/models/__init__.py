@@ -1,13 +1,13 @@
 """Reference models with exact oracles (numba kernels, ``prange`` over rows).
 
 AR: :class:`MarkovChain`, :class:`MixtureOfProducts`, :class:`CurieWeiss`,
-:class:`TableModel`. Diffusion: :class:`PointCloud`, :class:`GaussianMixture`,
-:class:`Gaussian`.
+:class:`TableModel`, :class:`NeuralAR`. Diffusion: :class:`PointCloud`,
+:class:`GaussianMixture`, :class:`Gaussian`, :class:`NeuralDenoiser`.
 """
 
 from .ar import CurieWeiss, MarkovChain, MixtureOfProducts, TableModel
+from .diffusion import Gaussian, GaussianMixture, PointCloud
+from .neural import NeuralAR, NeuralDenoiser
 
-try:  # the diffusion models are being written alongside
-    from .diffusion import Gaussian, GaussianMixture, PointCloud
-except ImportError:  # pragma: no cover
-    pass
+__all__ = ["CurieWeiss", "Gaussian", "GaussianMixture", "MarkovChain", "MixtureOfProducts",
+           "NeuralAR", "NeuralDenoiser", "PointCloud", "TableModel"]

@@ -1,0 +1,65 @@
+"""asv benchmarks, AR pipeline: rounds, rows, time and memory by method x size."""
+import numpy as np
+
+import fastspec
+from fastspec.models import CurieWeiss, MarkovChain
+
+METHODS = ["sequential", "token", "block", "srs"]
+E2 = np.exp(2.0)
+
+
+def _model(name, n):
+    if name == "curieweiss":
+        return CurieWeiss(n=n, J=1.0)
+    return MarkovChain(np.array([[E2, 1.0], [1.0, E2]]) / (E2 + 1.0), n=n)
+
+
+class ARRounds:
+    params = (["curieweiss", "markov"], METHODS, [64, 256])
+    param_names = ["model", "method", "n"]
+    timeout = 120
+
+    def setup(self, name, method, n):
+        self.model = _model(name, n)
+        self.res = fastspec.sample(self.model, n_samples=4, method=method, seed=0)
+
+    def track_rounds_per_sample(self, name, method, n):
+        return float(np.mean(self.res.stats.rounds_per_sample))
+    track_rounds_per_sample.unit = "rounds"
+
+    def track_rows_per_sample(self, name, method, n):
+        return float(np.mean(self.res.stats.rows_per_sample))
+    track_rows_per_sample.unit = "rows"
+
+
+class ARTime:
+    params = (METHODS, [256])
+    param_names = ["method", "n"]
+    timeout = 120
+
+    def setup(self, method, n):
+        self.model = CurieWeiss(n=n, J=1.0)
+        fastspec.sample(self.model, n_samples=2, method=method, seed=1)   # warm-up / compile
+
+    def time_one_sample(self, method, n):
+        fastspec.sample(self.model, n_samples=1, method=method, seed=0)
+
+    def time_batch_16(self, method, n):
+        fastspec.sample(self.model, n_samples=16, method=method, seed=0)
+
+    def peakmem_batch_16(self, method, n):
+        fastspec.sample(self.model, n_samples=16, method=method, seed=0)
+
+
+class EngineShare:
+    timeout = 120
+
+    def setup(self):
+        self.model = CurieWeiss(n=1024, J=1.0)
+        fastspec.sample(self.model, n_samples=1, method="block", seed=1)
+
+    def track_engine_share(self):
+        shares = [fastspec.sample(self.model, n_samples=1, method="block", seed=s).stats.engine_share
+                  for s in range(3)]
+        return float(np.median(shares))
+    track_engine_share.unit = "fraction of wall-clock outside the oracle"

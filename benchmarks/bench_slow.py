@@ -1,0 +1,49 @@
+"""Slow asv suite: sizes large enough to show scaling.
+
+Skipped unless ``FASTSPEC_SLOW_BENCH=1``:
+``FASTSPEC_SLOW_BENCH=1 asv run --python=same --quick -b bench_slow``.
+"""
+import os
+
+import numpy as np
+
+import fastspec
+from fastspec.models import CurieWeiss, PointCloud
+
+SLOW = os.environ.get("FASTSPEC_SLOW_BENCH") == "1"
+
+
+class SlowARRounds:
+    params = (["token", "block", "srs"], [1024, 4096])
+    param_names = ["method", "n"]
+    timeout = 1800
+
+    def setup(self, method, n):
+        if not SLOW:
+            raise NotImplementedError("set FASTSPEC_SLOW_BENCH=1")
+        self.res = fastspec.sample(CurieWeiss(n=n, J=1.0), n_samples=4, method=method, seed=0)
+
+    def track_rounds_per_sample(self, method, n):
+        return float(np.mean(self.res.stats.rounds_per_sample))
+    track_rounds_per_sample.unit = "rounds"
+
+    def track_rows_per_sample(self, method, n):
+        return float(np.mean(self.res.stats.rows_per_sample))
+    track_rows_per_sample.unit = "rows"
+
+
+class SlowDiffusionRounds:
+    params = (["token", "block", "srs"], [10000])
+    param_names = ["method", "n_steps"]
+    timeout = 1800
+
+    def setup(self, method, n_steps):
+        if not SLOW:
+            raise NotImplementedError("set FASTSPEC_SLOW_BENCH=1")
+        m = PointCloud(np.random.default_rng(0).normal(size=(16, 16)))
+        self.res = fastspec.sample(m, schedule=fastspec.schedules.ve(n_steps, 80.0, 0.002),
+                                   n_samples=4, method=method, seed=0)
+
+    def track_rounds_per_sample(self, method, n_steps):
+        return float(np.mean(self.res.stats.rounds_per_sample))
+    track_rounds_per_sample.unit = "rounds"

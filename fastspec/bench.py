@@ -1,0 +1,182 @@
+"""Scaling study, wall-clock story and summary table.
+
+Usage::
+
+    python -m fastspec.bench scaling [--quick] [--out docs/] [--seeds 5]
+    python -m fastspec.bench wallclock [--out docs/]
+    python -m fastspec.bench table
+
+Sequential rounds for AR are exactly n by construction; at sizes where running it
+is not affordable they are computed and the CSV row says ``exact-by-construction``.
+"""
+
+import argparse
+import csv
+import os
+import sys
+import time
+
+import numpy as np
+
+import fastspec
+
+METHODS = ("sequential", "token", "block", "srs")
+E2 = np.exp(2.0)
+
+
+def ar_models(n):
+    from fastspec.models import CurieWeiss, MarkovChain, MixtureOfProducts
+    return {
+        "CurieWeiss(J=1)": CurieWeiss(n=n, J=1.0),
+        "MarkovChain(e^2)": MarkovChain(np.array([[E2, 1.0], [1.0, E2]]) / (E2 + 1.0), n=n),
+        "MixtureOfProducts(sqrt n)": MixtureOfProducts.random(n, 2, int(round(np.sqrt(n))), 0),
+    }
+
+
+def _run(model, method, seeds, **kw):
+    rounds, rows = [], []
+    for s in seeds:
+        st = fastspec.sample(model, n_samples=1, method=method, seed=s, **kw).stats
+        rounds.append(float(np.mean(st.rounds_per_sample)))
+        rows.append(float(np.mean(st.rows_per_sample)))
+    return float(np.mean(rounds)), float(np.mean(rows))
+
+
+def scaling(quick=False, out="docs", n_seeds=5, ar_sizes=None, steps=None, methods=METHODS,
+            seq_max=1024, plot=True):
+    ar_sizes = ar_sizes or ([16, 64] if quick else [64, 256, 1024, 4096])
+    steps = steps or ([10, 100] if quick else [10, 100, 1000, 10000])
+    seeds = range(2 if quick else n_seeds)
+    rows = []
+    for n in ar_sizes:
+        for name, model in ar_models(n).items():
+            for m in methods:
+                if m == "sequential" and n > seq_max:
+                    rows.append(dict(pipeline="ar", model=name, size=n, method=m, rounds=n,
+                                     rows=n, seeds=0, measured="exact-by-construction"))
+                    continue
+                t = time.perf_counter()
+                r, w = _run(model, m, seeds)
+                rows.append(dict(pipeline="ar", model=name, size=n, method=m, rounds=r, rows=w,
+                                 seeds=len(seeds), measured="measured"))
+                print(f"{name:28s} n={n:6d} {m:10s} rounds={r:9.1f} rows/n={w / n:6.2f}"
+                      f"  ({time.perf_counter() - t:.1f}s)", flush=True)
+    from fastspec.models import PointCloud
+    pc = PointCloud(np.random.default_rng(0).normal(size=(16, 16)))
+    for N in steps:
+        sched = fastspec.schedules.ve(N, 80.0, 0.002)
+        for m in methods:
+            r, w = _run(pc, m, seeds, schedule=sched)
+            rows.append(dict(pipeline="diffusion", model="PointCloud(d=16)", size=N, method=m,
+                             rounds=r, rows=w, seeds=len(seeds), measured="measured"))
+            print(f"{'PointCloud(d=16) ve':28s} N={N:6d} {m:10s} rounds={r:9.1f} rows/N={w / N:6.2f}",
+                  flush=True)
+    os.makedirs(out, exist_ok=True)
+    keys = ["pipeline", "model", "size", "method", "rounds", "rows", "seeds", "measured"]
+    with open(os.path.join(out, "scaling.csv"), "w", newline="") as f:
+        wr = csv.DictWriter(f, keys)
+        wr.writeheader()
+        wr.writerows(rows)
+    slopes = []
+    for key in sorted({(r["model"], r["method"]) for r in rows}):
+        pts = [(r["size"], r["rounds"]) for r in rows if (r["model"], r["method"]) == key]
+        if len(pts) >= 2:
+            x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
+            slopes.append(dict(model=key[0], method=key[1], slope=float(np.polyfit(x, y, 1)[0]),
+                               sizes=" ".join(str(p[0]) for p in pts)))
+    with open(os.path.join(out, "scaling_slopes.csv"), "w", newline="") as f:
+        wr = csv.DictWriter(f, ["model", "method", "slope", "sizes"])
+        wr.writeheader()
+        wr.writerows(slopes)
+    for s in slopes:
+        print(f"slope {s['model']:28s} {s['method']:10s} {s['slope']:.3f}")
+    if plot:
+        _plot(rows, os.path.join(out, "scaling.png"))
+    return rows, slopes
+
+
+def _plot(rows, path):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is missing: pip install -e '.[bench]' (figure skipped)", file=sys.stderr)
+        return
+    models = sorted({r["model"] for r in rows})
+    fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.6), squeeze=False)
+    for ax, mod in zip(axes[0], models):
+        for m in METHODS:
+            pts = sorted((r["size"], r["rounds"]) for r in rows if r["model"] == mod and r["method"] == m)
+            if pts:
+                ax.loglog(*zip(*pts), "o-", label=m)
+        ax.set_title(mod, fontsize=9)
+        ax.set_xlabel("size (n or N)")
+        ax.set_ylabel("rounds per sample")
+        ax.grid(True, which="both", alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def wallclock(out="docs", repeats=5):
+    from fastspec.models.neural import NeuralAR, NeuralDenoiser
+    ar = NeuralAR(1024, q=2, hidden=64, seed=0)
+    dm = NeuralDenoiser(16, hidden=256, seed=0)
+    sched = fastspec.schedules.ve(1000, 80.0, 0.002)
+    cases = [("NeuralAR n=1024", ar, {}), ("NeuralDenoiser N=1000", dm, {"schedule": sched})]
+    res = []
+    for name, model, kw in cases:
+        for bs in (1, 16):
+            for m in ("sequential", "block"):
+                fastspec.sample(model, n_samples=bs, method=m, seed=99, **kw)   # warm-up
+                ts, rd = [], []
+                for s in range(repeats):
+                    t = time.perf_counter()
+                    r = fastspec.sample(model, n_samples=bs, method=m, seed=s, **kw)
+                    ts.append(time.perf_counter() - t)
+                    rd.append(r.stats.rounds)
+                res.append(dict(model=name, batch=bs, method=m, median_seconds=float(np.median(ts)),
+                                median_rounds=float(np.median(rd))))
+                print(f"{name:24s} batch={bs:2d} {m:10s} {np.median(ts):8.4f}s rounds={np.median(rd)}",
+                      flush=True)
+    for r in res:
+        seq = [x for x in res if x["model"] == r["model"] and x["batch"] == r["batch"]
+               and x["method"] == "sequential"][0]
+        r["speedup_vs_sequential"] = seq["median_seconds"] / r["median_seconds"]
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "wallclock.csv"), "w", newline="") as f:
+        wr = csv.DictWriter(f, list(res[0]))
+        wr.writeheader()
+        wr.writerows(res)
+    return res
+
+
+def table(sizes=(256, 1024, 4096), n_seeds=3):
+    print(f"{'model':20s} {'n':>5s} " + " ".join(f"{m:>18s}" for m in METHODS))
+    for n in sizes:
+        for name, model in list(ar_models(n).items())[:2]:
+            cells = []
+            for m in METHODS:
+                r, w = _run(model, m, range(n_seeds))
+                cells.append(f"{r:8.1f} / {w / n:5.2f}n")
+            print(f"{name:20s} {n:5d} " + " ".join(f"{c:>18s}" for c in cells), flush=True)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m fastspec.bench")
+    p.add_argument("command", choices=["scaling", "wallclock", "table"])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--out", default="docs")
+    p.add_argument("--seeds", type=int, default=5)
+    a = p.parse_args(argv)
+    if a.command == "scaling":
+        scaling(quick=a.quick, out=a.out, n_seeds=a.seeds)
+    elif a.command == "wallclock":
+        wallclock(out=a.out)
+    else:
+        table()
+
+
+if __name__ == "__main__":
+    main()
