@@ -147,3 +147,19 @@ def concurrently(subtasks, decide=None):
     for j in pending:
         subtasks[j].close()
     return results, done
+
+
+def first_accepted_in_order(results, done):
+    """``decide`` for :func:`concurrently` over rejection-sampling proposals.
+
+    Each result's first item says whether that proposal was accepted. Stop once
+    the lowest-index proposal not yet rejected is accepted (or all are done).
+    Proposals are taken in index order, never in finishing order, which
+    depends on the proposal's value and would bias the draw.
+    """
+    for j in range(len(done)):
+        if not done[j]:
+            return False
+        if results[j][0]:
+            return True
+    return True

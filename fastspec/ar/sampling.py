@@ -11,7 +11,7 @@ import time
 import numpy as np
 
 from .._blocksize import BlockSizer, check_block_size
-from .._engine import concurrently, run_rounds
+from .._engine import concurrently, first_accepted_in_order, run_rounds
 from .._random import sample_generators
 from .._result import SampleResult, build_stats
 from . import kernels
@@ -208,7 +208,7 @@ def _srs_block(x, block, marg, fresh, rng, rate):
         par = rate.parallelism(k)
         proposals = [_srs_proposal(x, block, marg_here, draft_probs, child, rate)
                      for child in rng.spawn(par)]
-        results, done = yield from concurrently(proposals, _prefix_resolved)
+        results, done = yield from concurrently(proposals, first_accepted_in_order)
         for j in range(par):
             if not done[j]:
                 break
@@ -224,20 +224,6 @@ def _draw_residual(target, draft_probs, u):
     if weights.sum() <= 1e-300:
         weights = target
     return kernels.draw_categorical(weights, u)
-
-
-def _prefix_resolved(results, done):
-    """Stop a batch of proposals once the lowest-index undecided one is accepted.
-
-    Proposals are taken in index order, never in finishing order (which would
-    depend on the proposal's value and bias the draw).
-    """
-    for j in range(len(done)):
-        if not done[j]:
-            return False
-        if results[j][0]:
-            return True
-    return True
 
 
 def _srs_proposal(x, block, marg_here, outer_draft, rng, rate):

@@ -22,7 +22,7 @@ import time
 import numpy as np
 
 from .._blocksize import BlockSizer, check_block_size
-from .._engine import concurrently, run_rounds
+from .._engine import concurrently, first_accepted_in_order, run_rounds
 from .._random import sample_generators
 from .._result import SampleResult, build_stats
 from ..schedules import Schedule, ve
@@ -250,7 +250,7 @@ def _srs_block(chain, j, k, y, d_draft, fresh, rng, rates):
         par = rate.parallelism()
         proposals = [_srs_proposal(chain, j, k, y, d_here, d_draft, child, rates)
                      for child in rng.spawn(par)]
-        results, done = yield from concurrently(proposals, _prefix_resolved)
+        results, done = yield from concurrently(proposals, first_accepted_in_order)
         for i in range(par):
             if not done[i]:
                 break
@@ -259,20 +259,6 @@ def _srs_block(chain, j, k, y, d_draft, fresh, rng, rates):
             if accepted:
                 rate.accepted += 1
                 return path, p_vals, end_known, False
-
-
-def _prefix_resolved(results, done):
-    """Stop a batch of proposals once the lowest-index undecided one is accepted.
-
-    Proposals are taken in index order, never in finishing order (which
-    depends on the proposal's value and would bias the draw).
-    """
-    for i in range(len(done)):
-        if not done[i]:
-            return False
-        if results[i][0]:
-            return True
-    return True
 
 
 def _srs_proposal(chain, j, k, y, d_here, outer_draft, rng, rates):
