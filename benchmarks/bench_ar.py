@@ -2,7 +2,7 @@
 import numpy as np
 
 import fastspec
-from fastspec.models import CurieWeiss, MarkovChain
+from fastspec.models import CurieWeiss, MarkovChain, MixtureOfProducts
 
 METHODS = ["sequential", "token", "block", "srs"]
 E2 = np.exp(2.0)
@@ -11,6 +11,8 @@ E2 = np.exp(2.0)
 def _model(name, n):
     if name == "curieweiss":
         return CurieWeiss(n=n, J=1.0)
+    if name == "mixture":
+        return MixtureOfProducts.random(n, 2, int(round(np.sqrt(n))), 0)
     return MarkovChain(np.array([[E2, 1.0], [1.0, E2]]) / (E2 + 1.0), n=n)
 
 
@@ -52,14 +54,17 @@ class ARTime:
 
 
 class EngineShare:
+    """Share of one sample's wall-clock spent outside the oracle (block, n = 1024)."""
+    params = (["curieweiss", "markov", "mixture"],)
+    param_names = ["model"]
     timeout = 120
 
-    def setup(self):
-        self.model = CurieWeiss(n=1024, J=1.0)
+    def setup(self, name):
+        self.model = _model(name, 1024)
         fastspec.sample(self.model, n_samples=1, method="block", seed=1)
 
-    def track_engine_share(self):
+    def track_engine_share(self, name):
         shares = [fastspec.sample(self.model, n_samples=1, method="block", seed=s).stats.engine_share
-                  for s in range(3)]
+                  for s in range(5)]
         return float(np.median(shares))
     track_engine_share.unit = "fraction of wall-clock outside the oracle"

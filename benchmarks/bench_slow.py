@@ -47,3 +47,31 @@ class SlowDiffusionRounds:
     def track_rounds_per_sample(self, method, n_steps):
         return float(np.mean(self.res.stats.rounds_per_sample))
     track_rounds_per_sample.unit = "rounds"
+
+
+class SlowNeuralWallClock:
+    """Wall-clock with the neural oracles: NeuralAR n = 1024, NeuralDenoiser N = 1000.
+
+    The same cases as ``python -m fastspec.bench wallclock``, which also records the
+    oracle's cost per row alone and in a batch.
+    """
+    params = (["ar", "diffusion"], ["sequential", "token", "block"])
+    param_names = ["pipeline", "method"]
+    timeout = 1800
+
+    def setup(self, pipeline, method):
+        if not SLOW:
+            raise NotImplementedError("set FASTSPEC_SLOW_BENCH=1")
+        from fastspec.models import NeuralAR, NeuralDenoiser
+        if pipeline == "ar":
+            self.model, self.kw = NeuralAR(1024, q=2, seed=0), {}
+        else:
+            self.model = NeuralDenoiser(16, seed=0)
+            self.kw = {"schedule": fastspec.schedules.ve(1000, 80.0, 0.002)}
+        fastspec.sample(self.model, n_samples=1, method=method, seed=1, **self.kw)
+
+    def time_one_sample(self, pipeline, method):
+        fastspec.sample(self.model, n_samples=1, method=method, seed=0, **self.kw)
+
+    def time_batch_16(self, pipeline, method):
+        fastspec.sample(self.model, n_samples=16, method=method, seed=0, **self.kw)

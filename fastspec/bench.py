@@ -3,7 +3,9 @@
 Usage::
 
     python -m fastspec.bench scaling [--quick] [--out docs/] [--seeds 5]
+    python -m fastspec.bench plot [--out docs/]       # redraw the figure from the CSV
     python -m fastspec.bench wallclock [--out docs/]
+    python -m fastspec.bench overhead                 # engine share, numba models, n = 1024
     python -m fastspec.bench table
 
 Sequential rounds for AR are exactly n by construction; at sizes where running it
@@ -43,7 +45,7 @@ def _run(model, method, seeds, **kw):
 
 
 def scaling(quick=False, out="docs", n_seeds=5, ar_sizes=None, steps=None, methods=METHODS,
-            seq_max=1024, plot=True):
+            seq_max=4096, plot=True):
     ar_sizes = ar_sizes or ([16, 64] if quick else [64, 256, 1024, 4096])
     steps = steps or ([10, 100] if quick else [10, 100, 1000, 10000])
     seeds = range(2 if quick else n_seeds)
@@ -95,6 +97,13 @@ def scaling(quick=False, out="docs", n_seeds=5, ar_sizes=None, steps=None, metho
     return rows, slopes
 
 
+def plot_csv(csv_path, png_path):
+    """Redraw the scaling figure from a ``scaling.csv`` written by :func:`scaling`."""
+    with open(csv_path, newline="") as f:
+        rows = [dict(r, size=int(r["size"]), rounds=float(r["rounds"])) for r in csv.DictReader(f)]
+    _plot(rows, png_path)
+
+
 def _plot(rows, path):
     try:
         import matplotlib
@@ -110,6 +119,8 @@ def _plot(rows, path):
             pts = sorted((r["size"], r["rounds"]) for r in rows if r["model"] == mod and r["method"] == m)
             if pts:
                 ax.loglog(*zip(*pts), "o-", label=m)
+        sizes = np.array(sorted({r["size"] for r in rows if r["model"] == mod}), dtype=float)
+        ax.loglog(sizes, 2 * np.sqrt(sizes), "k--", lw=0.8, label="2 sqrt(size) (goal)")
         ax.set_title(mod, fontsize=9)
         ax.set_xlabel("size (n or N)")
         ax.set_ylabel("rounds per sample")
@@ -119,27 +130,73 @@ def _plot(rows, path):
     fig.savefig(path, dpi=110)
 
 
-def wallclock(out="docs", repeats=5):
+def _median_seconds(fn, repeats):
+    ts = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t)
+    return float(np.median(ts))
+
+
+def oracle_profile(model, rows, repeats=15, batch=64, seed=0):
+    """Seconds per row of one oracle call with 1 row and with ``batch`` rows.
+
+    ``rows(rng, K)`` returns the arguments of a ``K``-row call of ``model.query``.
+    """
+    rng = np.random.default_rng(seed)
+    one, many = rows(rng, 1), rows(rng, batch)
+    model.query(*many)                                                  # warm-up
+    single = _median_seconds(lambda: model.query(*one), repeats)
+    batched = _median_seconds(lambda: model.query(*many), repeats) / batch
+    return single, batched
+
+
+def wallclock(out="docs", repeats=5, methods=("sequential", "token", "block")):
+    """End-to-end wall-clock with the neural oracles; writes ``wallclock.csv``.
+
+    srs is left out: it spends 8-30 n rows per sample (see the scaling study),
+    far more oracle work than token or block.
+    """
     from fastspec.models.neural import NeuralAR, NeuralDenoiser
-    ar = NeuralAR(1024, q=2, hidden=64, seed=0)
-    dm = NeuralDenoiser(16, hidden=256, seed=0)
-    sched = fastspec.schedules.ve(1000, 80.0, 0.002)
-    cases = [("NeuralAR n=1024", ar, {}), ("NeuralDenoiser N=1000", dm, {"schedule": sched})]
+    n, N, d = 1024, 1000, 16
+    ar = NeuralAR(n, q=2, seed=0)
+    dm = NeuralDenoiser(d, seed=0)
+    sched = fastspec.schedules.ve(N, 80.0, 0.002)
+
+    def ar_rows(rng, K):
+        ctx = rng.integers(0, 2, size=(K, n))
+        ctx[:, rng.integers(0, n, size=K)[0]:] = -1                     # a prefix pinned
+        return (ctx,)
+
+    def dm_rows(rng, K):
+        return rng.normal(size=(K, d)) * 10.0, np.full(K, 10.0)
+
+    cases = [(f"NeuralAR n={n}", ar, {}, ar_rows),
+             (f"NeuralDenoiser d={d} N={N}", dm, {"schedule": sched}, dm_rows)]
     res = []
-    for name, model, kw in cases:
+    for name, model, kw, rows in cases:
+        single, batched = oracle_profile(model, rows)
+        print(f"{name}: weights {model.weight_bytes / 1e6:.1f} MB; oracle {single * 1e3:.3f} ms "
+              f"per row alone, {batched * 1e3:.3f} ms per row in a batch of 64 "
+              f"({single / batched:.1f}x cheaper)", flush=True)
         for bs in (1, 16):
-            for m in ("sequential", "block"):
+            for m in methods:
                 fastspec.sample(model, n_samples=bs, method=m, seed=99, **kw)   # warm-up
-                ts, rd = [], []
+                ts, rd, rw = [], [], []
                 for s in range(repeats):
                     t = time.perf_counter()
                     r = fastspec.sample(model, n_samples=bs, method=m, seed=s, **kw)
                     ts.append(time.perf_counter() - t)
                     rd.append(r.stats.rounds)
+                    rw.append(float(np.mean(r.stats.rows_per_sample)))
                 res.append(dict(model=name, batch=bs, method=m, median_seconds=float(np.median(ts)),
-                                median_rounds=float(np.median(rd))))
-                print(f"{name:24s} batch={bs:2d} {m:10s} {np.median(ts):8.4f}s rounds={np.median(rd)}",
-                      flush=True)
+                                median_rounds=float(np.median(rd)),
+                                median_rows_per_sample=float(np.median(rw)),
+                                oracle_ms_per_row_alone=single * 1e3,
+                                oracle_ms_per_row_batched=batched * 1e3))
+                print(f"{name:26s} batch={bs:2d} {m:10s} {np.median(ts):8.4f}s "
+                      f"rounds={np.median(rd):7.1f} rows/sample={np.median(rw):8.1f}", flush=True)
     for r in res:
         seq = [x for x in res if x["model"] == r["model"] and x["batch"] == r["batch"]
                and x["method"] == "sequential"][0]
@@ -149,6 +206,19 @@ def wallclock(out="docs", repeats=5):
         wr = csv.DictWriter(f, list(res[0]))
         wr.writeheader()
         wr.writerows(res)
+    return res
+
+
+def overhead(n=1024, n_seeds=9):
+    """Median share of one block sample's wall-clock spent outside the oracle."""
+    res = {}
+    for name, model in ar_models(n).items():
+        fastspec.sample(model, n_samples=1, method="block", seed=99)         # warm-up / compile
+        shares = [fastspec.sample(model, n_samples=1, method="block", seed=s).stats.engine_share
+                  for s in range(n_seeds)]
+        res[name] = float(np.median(shares))
+        print(f"{name:28s} n={n} block: engine share median {res[name]:.3f} "
+              f"(min {min(shares):.3f}, max {max(shares):.3f}, {n_seeds} seeds)", flush=True)
     return res
 
 
@@ -165,15 +235,19 @@ def table(sizes=(256, 1024, 4096), n_seeds=3):
 
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m fastspec.bench")
-    p.add_argument("command", choices=["scaling", "wallclock", "table"])
+    p.add_argument("command", choices=["scaling", "plot", "wallclock", "overhead", "table"])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--out", default="docs")
     p.add_argument("--seeds", type=int, default=5)
     a = p.parse_args(argv)
     if a.command == "scaling":
         scaling(quick=a.quick, out=a.out, n_seeds=a.seeds)
+    elif a.command == "plot":
+        plot_csv(os.path.join(a.out, "scaling.csv"), os.path.join(a.out, "scaling.png"))
     elif a.command == "wallclock":
         wallclock(out=a.out)
+    elif a.command == "overhead":
+        overhead()
     else:
         table()
 
