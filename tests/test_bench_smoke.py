@@ -33,3 +33,21 @@ def test_bench_quick_writes_csv(tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "scaling.csv")))
     assert {r["method"] for r in rows} == {"sequential", "block"}
     assert (tmp_path / "scaling_slopes.csv").exists()
+
+
+def test_neural_oracles_reject_bad_sizes():
+    import pytest
+    with pytest.raises(ValueError, match="hidden must be >= 1"):
+        NeuralAR(8, hidden=0)
+    with pytest.raises(ValueError, match="layers=-1"):
+        NeuralDenoiser(4, layers=-1)
+
+
+def test_oracle_profile_and_overhead_report_positive_figures():
+    m = NeuralAR(8, q=2, hidden=16, layers=1, seed=0)
+    single, batched = bench.oracle_profile(
+        m, lambda rng, K: (np.full((K, 8), -1, dtype=np.int64),), repeats=3, batch=4)
+    assert single > 0 and batched > 0
+    shares = bench.overhead(n=16, n_seeds=2)
+    assert set(shares) == set(bench.ar_models(16))
+    assert all(0.0 <= s <= 1.0 for s in shares.values())
