@@ -152,7 +152,13 @@ def oracle_profile(model, rows, repeats=15, batch=64, seed=0):
     return single, batched
 
 
-def wallclock(out="docs", repeats=5, methods=("sequential", "token", "block")):
+#: (method, block_size) cases of the wall-clock study: the defaults, then fixed
+#: block sizes, which trade more rounds for fewer wasted rows.
+WALLCLOCK_CASES = (("sequential", "auto"), ("token", "auto"), ("block", "auto"),
+                   ("block", 8), ("block", 16), ("block", 32))
+
+
+def wallclock(out="docs", repeats=5, cases=WALLCLOCK_CASES):
     """End-to-end wall-clock with the neural oracles; writes ``wallclock.csv``.
 
     srs is left out: it spends 8-30 n rows per sample (see the scaling study),
@@ -172,30 +178,31 @@ def wallclock(out="docs", repeats=5, methods=("sequential", "token", "block")):
     def dm_rows(rng, K):
         return rng.normal(size=(K, d)) * 10.0, np.full(K, 10.0)
 
-    cases = [(f"NeuralAR n={n}", ar, {}, ar_rows),
-             (f"NeuralDenoiser d={d} N={N}", dm, {"schedule": sched}, dm_rows)]
+    models = [(f"NeuralAR n={n}", ar, {}, ar_rows),
+              (f"NeuralDenoiser d={d} N={N}", dm, {"schedule": sched}, dm_rows)]
     res = []
-    for name, model, kw, rows in cases:
+    for name, model, kw, rows in models:
         single, batched = oracle_profile(model, rows)
         print(f"{name}: weights {model.weight_bytes / 1e6:.1f} MB; oracle {single * 1e3:.3f} ms "
               f"per row alone, {batched * 1e3:.3f} ms per row in a batch of 64 "
               f"({single / batched:.1f}x cheaper)", flush=True)
         for bs in (1, 16):
-            for m in methods:
-                fastspec.sample(model, n_samples=bs, method=m, seed=99, **kw)   # warm-up
+            for m, k in cases:
+                fastspec.sample(model, n_samples=bs, method=m, block_size=k, seed=99, **kw)  # warm-up
                 ts, rd, rw = [], [], []
                 for s in range(repeats):
                     t = time.perf_counter()
-                    r = fastspec.sample(model, n_samples=bs, method=m, seed=s, **kw)
+                    r = fastspec.sample(model, n_samples=bs, method=m, block_size=k, seed=s, **kw)
                     ts.append(time.perf_counter() - t)
                     rd.append(r.stats.rounds)
                     rw.append(float(np.mean(r.stats.rows_per_sample)))
-                res.append(dict(model=name, batch=bs, method=m, median_seconds=float(np.median(ts)),
+                res.append(dict(model=name, batch=bs, method=m, block_size=k,
+                                median_seconds=float(np.median(ts)),
                                 median_rounds=float(np.median(rd)),
                                 median_rows_per_sample=float(np.median(rw)),
                                 oracle_ms_per_row_alone=single * 1e3,
                                 oracle_ms_per_row_batched=batched * 1e3))
-                print(f"{name:26s} batch={bs:2d} {m:10s} {np.median(ts):8.4f}s "
+                print(f"{name:26s} batch={bs:2d} {m:10s} block_size={k!s:5s} {np.median(ts):8.4f}s "
                       f"rounds={np.median(rd):7.1f} rows/sample={np.median(rw):8.1f}", flush=True)
     for r in res:
         seq = [x for x in res if x["model"] == r["model"] and x["batch"] == r["batch"]
