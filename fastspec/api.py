@@ -22,7 +22,7 @@ def check_n_samples(n_samples):
 
 
 def sample(model, *, n_samples=1, method="auto", seed=None, order=None, block_size="auto",
-           schedule=None):
+           row_cost=None, schedule=None):
     """Draw exact samples from ``model`` with few sequential oracle rounds.
 
     Parameters
@@ -47,7 +47,17 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, block_si
         must be a permutation of ``range(n)`` and is used for every sample.
     block_size : "auto" or int, default "auto"
         Length of each speculated block. ``"auto"`` starts near the square
-        root of the number of steps and adapts to the accepted lengths.
+        root of the number of steps and adapts to the accepted lengths,
+        aiming at the fewest rounds.
+    row_cost : None or float > 0, default None
+        Methods "token" and "block" with ``block_size="auto"`` only. Set it to
+        aim at the least oracle *cost* instead of the fewest rounds. It is the
+        cost of one extra oracle row relative to a round's fixed cost: for an
+        oracle whose call with K rows takes ``t0 + K * t1`` seconds, that is
+        ``t1 / t0``. Blocks are then sized to maximise the expected advance per
+        unit cost, which wastes fewer rows at the price of more rounds. This pays
+        off when rows are not cheap, e.g. a neural network on a CPU; see
+        docs/BENCHMARKS.md. The law of the samples does not change.
     schedule : Schedule, optional
         Diffusion only: the Gaussian chain to run
         (default ``fastspec.schedules.ve(1000, 80.0, 0.002)``).
@@ -83,12 +93,12 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, block_si
             raise ValueError("schedule is for DiffusionModel only; an ARModel takes order=")
         from .ar.sampling import sample_ar
         return sample_ar(model, n_samples=n_samples, method=method, seed=seed, order=order,
-                         block_size=block_size)
+                         block_size=block_size, row_cost=row_cost)
     if isinstance(model, DiffusionModel):
         if order is not None:
             raise ValueError("order is for ARModel only; a DiffusionModel takes schedule=")
         from .diffusion.sampling import sample_diffusion
         return sample_diffusion(model, schedule=schedule, n_samples=n_samples, method=method,
-                                seed=seed, block_size=block_size)
+                                seed=seed, block_size=block_size, row_cost=row_cost)
     raise TypeError(
         f"model must be a fastspec.ARModel or fastspec.DiffusionModel, got {type(model).__name__}")

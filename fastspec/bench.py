@@ -152,10 +152,24 @@ def oracle_profile(model, rows, repeats=15, batch=64, seed=0):
     return single, batched
 
 
-#: (method, block_size) cases of the wall-clock study: the defaults, then fixed
-#: block sizes, which trade more rounds for fewer wasted rows.
-WALLCLOCK_CASES = (("sequential", "auto"), ("token", "auto"), ("block", "auto"),
-                   ("block", 8), ("block", 16), ("block", 32))
+#: (method, block_size, row_cost) cases of the wall-clock study: the defaults; the
+#: cost-aware block size with the oracle's measured row cost ("fit"); fixed sizes.
+WALLCLOCK_CASES = (("sequential", "auto", None), ("token", "auto", None),
+                   ("block", "auto", None), ("block", "auto", "fit"),
+                   ("block", 8, None), ("block", 16, None), ("block", 32, None))
+
+
+def fit_row_cost(single, batched, batch):
+    """``row_cost = t1 / t0`` of a call costing ``t0 + K t1`` seconds for K rows.
+
+    ``single`` is the time of a 1-row call, ``batched`` the time per row of a
+    ``batch``-row call (both from :func:`oracle_profile`).
+    """
+    t1 = (batch * batched - single) / (batch - 1)
+    t0 = single - t1
+    if not (t1 > 0 and t0 > 0):
+        raise ValueError(f"cannot fit t0 + K t1 to {single=} and {batched=} per row at K={batch}")
+    return t1 / t0
 
 
 def wallclock(out="docs", repeats=5, cases=WALLCLOCK_CASES):
@@ -182,27 +196,32 @@ def wallclock(out="docs", repeats=5, cases=WALLCLOCK_CASES):
               (f"NeuralDenoiser d={d} N={N}", dm, {"schedule": sched}, dm_rows)]
     res = []
     for name, model, kw, rows in models:
-        single, batched = oracle_profile(model, rows)
+        single, batched = oracle_profile(model, rows, batch=64)
+        fitted = fit_row_cost(single, batched, 64)
         print(f"{name}: weights {model.weight_bytes / 1e6:.1f} MB; oracle {single * 1e3:.3f} ms "
               f"per row alone, {batched * 1e3:.3f} ms per row in a batch of 64 "
-              f"({single / batched:.1f}x cheaper)", flush=True)
+              f"({single / batched:.1f}x cheaper); fitted row_cost {fitted:.3f}", flush=True)
         for bs in (1, 16):
-            for m, k in cases:
-                fastspec.sample(model, n_samples=bs, method=m, block_size=k, seed=99, **kw)  # warm-up
+            for m, k, rc in cases:
+                rc = fitted if rc == "fit" else rc
+                opts = dict(method=m, block_size=k, row_cost=rc, **kw)
+                fastspec.sample(model, n_samples=bs, seed=99, **opts)        # warm-up
                 ts, rd, rw = [], [], []
                 for s in range(repeats):
                     t = time.perf_counter()
-                    r = fastspec.sample(model, n_samples=bs, method=m, block_size=k, seed=s, **kw)
+                    r = fastspec.sample(model, n_samples=bs, seed=s, **opts)
                     ts.append(time.perf_counter() - t)
                     rd.append(r.stats.rounds)
                     rw.append(float(np.mean(r.stats.rows_per_sample)))
                 res.append(dict(model=name, batch=bs, method=m, block_size=k,
+                                row_cost=rc if rc is None else round(rc, 4),
                                 median_seconds=float(np.median(ts)),
                                 median_rounds=float(np.median(rd)),
                                 median_rows_per_sample=float(np.median(rw)),
                                 oracle_ms_per_row_alone=single * 1e3,
                                 oracle_ms_per_row_batched=batched * 1e3))
-                print(f"{name:26s} batch={bs:2d} {m:10s} block_size={k!s:5s} {np.median(ts):8.4f}s "
+                label = f"{m} block_size={k}" + ("" if rc is None else f" row_cost={rc:.3f}")
+                print(f"{name:26s} batch={bs:2d} {label:38s} {np.median(ts):8.4f}s "
                       f"rounds={np.median(rd):7.1f} rows/sample={np.median(rw):8.1f}", flush=True)
     for r in res:
         seq = [x for x in res if x["model"] == r["model"] and x["batch"] == r["batch"]

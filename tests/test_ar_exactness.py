@@ -116,3 +116,20 @@ def test_fixed_block_sizes_are_exact(block_size):
     assert np.all(res.stats.block_sizes <= block_size)
     p = chisquare_pvalue(empirical_counts(res.samples, table.joint.shape), table.joint.reshape(-1))
     assert p > PASS_P
+
+
+@pytest.mark.parametrize("method", ["token", "block"])
+def test_cost_aware_block_sizes_are_exact(method):
+    # row_cost sizes each block from past accepted lengths; with 20,000 samples
+    # sharing a round, 1e-5 per row keeps blocks of a few positions, varying.
+    table = _strong_curie_weiss()
+    res = fastspec.sample(table, n_samples=N_SAMPLES, method=method, seed=13, row_cost=1e-5)
+    assert np.unique(res.stats.block_sizes).size >= 3
+    p = chisquare_pvalue(empirical_counts(res.samples, table.joint.shape), table.joint.reshape(-1))
+    assert p > PASS_P, f"{method}: chi-square p = {p:.3g}"
+    if method == "block":      # negative control: the same sizing without verification
+        wrong = sample_ar(table, n_samples=N_SAMPLES, method="block", seed=13, order=None,
+                          block_size="auto", row_cost=1e-5, _rule=kernels.UNVERIFIED)
+        p_wrong = chisquare_pvalue(empirical_counts(wrong.samples, table.joint.shape),
+                                   table.joint.reshape(-1))
+        assert p_wrong < FAIL_P, f"the negative control passed: p = {p_wrong:.3g}"

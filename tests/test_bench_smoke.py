@@ -51,3 +51,11 @@ def test_oracle_profile_and_overhead_report_positive_figures():
     shares = bench.overhead(n=16, n_seeds=2)
     assert set(shares) == set(bench.ar_models(16))
     assert all(0.0 <= s <= 1.0 for s in shares.values())
+
+
+def test_fit_row_cost_recovers_a_linear_cost():
+    import pytest
+    t0, t1, K = 1e-3, 2e-4, 64
+    assert np.isclose(bench.fit_row_cost(t0 + t1, (t0 + K * t1) / K, K), t1 / t0)
+    with pytest.raises(ValueError, match="cannot fit"):
+        bench.fit_row_cost(1e-3, 2e-3, K)      # batched rows dearer than a lone call

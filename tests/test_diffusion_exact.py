@@ -134,3 +134,12 @@ def test_fixed_block_size_and_stats():
     assert np.all(res.stats.block_sizes <= 3)
     assert np.all(res.stats.accepted <= res.stats.block_sizes)
     assert res.stats.rows_per_sample.shape == (5,)
+
+
+def test_cost_aware_block_sizes_keep_the_exact_law():
+    sched = SCHEDULES["ve"]
+    mean, var = GAUSSIAN.output_law(sched)
+    res = fastspec.sample(GAUSSIAN, schedule=sched, n_samples=N_SAMPLES, method="block",
+                          seed=12, row_cost=1e-5)
+    assert np.unique(res.stats.block_sizes).size >= 3
+    _check_gaussian_law(res.samples, mean, var)

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from .._blocksize import BlockSizer, check_block_size
+from .._blocksize import BlockSizer, check_block_size, check_row_cost
 from .._engine import concurrently, first_accepted_in_order, run_rounds
 from .._random import sample_generators
 from .._result import SampleResult, build_stats
@@ -34,7 +34,7 @@ def _check_order(order, n):
     return arr
 
 
-def sample_ar(model, *, n_samples, method, seed, order, block_size, _rule=None):
+def sample_ar(model, *, n_samples, method, seed, order, block_size, row_cost=None, _rule=None):
     """Draw ``n_samples`` exact samples of ``model`` (see :func:`fastspec.sample`).
 
     ``_rule`` (tests only) overrides the verification rule of the speculative
@@ -45,6 +45,7 @@ def sample_ar(model, *, n_samples, method, seed, order, block_size, _rule=None):
     order = _check_order(order, n)
     block_size = check_block_size(block_size)
     method = AUTO_METHOD if method == "auto" else method
+    row_cost = check_row_cost(row_cost, method, block_size)
     rngs = sample_generators(seed, n_samples)
     orders = np.empty((n_samples, n), dtype=np.int64)
     tasks = []
@@ -57,7 +58,8 @@ def sample_ar(model, *, n_samples, method, seed, order, block_size, _rule=None):
         else:
             rule = _rule if _rule is not None else (
                 kernels.TOKEN if method == "token" else kernels.BLOCK)
-            task = _speculative_task(n, orders[s], rng, BlockSizer(block_size, n), rule)
+            sizer = BlockSizer(block_size, n, row_cost=row_cost, share=1.0 / n_samples)
+            task = _speculative_task(n, orders[s], rng, sizer, rule)
         tasks.append(task)
     results, counter = run_rounds(model, tasks)
     samples = np.stack([x for x, _ in results])

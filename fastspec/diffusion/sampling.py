@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from .._blocksize import BlockSizer, check_block_size
+from .._blocksize import BlockSizer, check_block_size, check_row_cost
 from .._engine import concurrently, first_accepted_in_order, run_rounds
 from .._random import sample_generators
 from .._result import SampleResult, build_stats
@@ -62,7 +62,7 @@ class _Chain:
         return self.a[j:j + k], self.b[j:j + k], self.c[j:j + k]
 
 
-def sample_diffusion(model, *, schedule, n_samples, method, seed, block_size):
+def sample_diffusion(model, *, schedule, n_samples, method, seed, block_size, row_cost=None):
     """Draw ``n_samples`` exact samples of the chain's output (see :func:`fastspec.sample`).
 
     ``method`` may also be ``"unverified"`` (tests only): every draft is
@@ -80,6 +80,7 @@ def sample_diffusion(model, *, schedule, n_samples, method, seed, block_size):
     if method not in _METHODS:
         raise ValueError(f"method must be one of 'auto', 'sequential', 'token', 'block', 'srs'; "
                          f"got {method!r}")
+    row_cost = check_row_cost(row_cost, "block" if method == "unverified" else method, block_size)
     if method != "sequential":
         schedule.check_speculative()
     chain = _Chain(schedule, model.dim)
@@ -92,7 +93,8 @@ def sample_diffusion(model, *, schedule, n_samples, method, seed, block_size):
         elif method == "srs":
             tasks.append(_srs_task(chain, rng, BlockSizer(block_size, n, shrink_on_reject=True)))
         else:
-            tasks.append(_speculative_task(chain, rng, BlockSizer(block_size, n), _RULES[method]))
+            sizer = BlockSizer(block_size, n, row_cost=row_cost, share=1.0 / n_samples)
+            tasks.append(_speculative_task(chain, rng, sizer, _RULES[method]))
     results, counter = run_rounds(model, tasks)  # (the engine pauses the GC)
     samples = np.stack([y for y, _ in results])
     stats = build_stats(method, counter, [log for _, log in results], n,
