@@ -22,6 +22,34 @@ def _weights(rng, fan_in, fan_out, scale=1.0):
     return (rng.normal(0.0, scale / np.sqrt(fan_in), size=(fan_in, fan_out))).astype(np.float32)
 
 
+class _ResidualTrunk:
+    """The part both oracles share: an input layer, then ``layers`` residual tanh
+    layers of width ``hidden`` (float32). Each oracle adds its own output layer."""
+
+    def __init__(self, rng, d_in, hidden, layers, in_scale=1.0):
+        hidden, layers = int(hidden), int(layers)
+        if hidden < 1 or layers < 0:
+            raise ValueError(f"hidden must be >= 1 and layers >= 0, got hidden={hidden}, "
+                             f"layers={layers}")
+        self.W_in = _weights(rng, d_in, hidden, in_scale)
+        self.b_in = rng.normal(0.0, 0.1, size=hidden).astype(np.float32)
+        self.W_hidden = [_weights(rng, hidden, hidden) for _ in range(layers)]
+        self.b_hidden = [rng.normal(0.0, 0.1, size=hidden).astype(np.float32) for _ in range(layers)]
+
+    @property
+    def weight_bytes(self):
+        return int(self.W_in.nbytes + sum(w.nbytes for w in self.W_hidden))
+
+    def __call__(self, x):
+        """Hidden state ``(K, hidden)`` of float32 inputs ``x`` ``(K, d_in)``."""
+        h = x @ self.W_in
+        h += self.b_in
+        np.tanh(h, out=h)
+        for W, b in zip(self.W_hidden, self.b_hidden):
+            h += np.tanh(h @ W + b)
+        return h
+
+
 class NeuralAR(ARModel):
     """Any-order AR oracle: a residual MLP over the one-hot context.
 
@@ -56,19 +84,13 @@ class NeuralAR(ARModel):
     """
 
     def __init__(self, n, q=2, hidden=512, layers=2, seed=0, strength=1.0):
-        n, q, hidden, layers = int(n), int(q), int(hidden), int(layers)
-        if hidden < 1 or layers < 0:
-            raise ValueError(f"hidden must be >= 1 and layers >= 0, got hidden={hidden}, "
-                             f"layers={layers}")
+        n, q = int(n), int(q)
         rng = np.random.default_rng(seed)
         # A pre-activation sums n one-hot rows of W_in: entries of std 1/sqrt(n) keep it O(1).
-        self.W_in = _weights(rng, n * (q + 1), hidden, np.sqrt(q + 1))
-        self.b_in = rng.normal(0.0, 0.1, size=hidden).astype(np.float32)
-        self.W_hidden = [_weights(rng, hidden, hidden) for _ in range(layers)]
-        self.b_hidden = [rng.normal(0.0, 0.1, size=hidden).astype(np.float32) for _ in range(layers)]
+        self.trunk = _ResidualTrunk(rng, n * (q + 1), hidden, layers, in_scale=np.sqrt(q + 1))
         # Output columns ordered (symbol, position): the softmax then reduces over a
         # leading axis of contiguous rows, which numpy does fast.
-        self.W_out = _weights(rng, hidden, q * n, strength)
+        self.W_out = _weights(rng, int(hidden), q * n, strength)
         self.b_out = rng.normal(0.0, 0.5, size=q * n).astype(np.float32)
         self._n, self._q = n, q
         super().__init__(self._marginals, n, q)
@@ -76,7 +98,7 @@ class NeuralAR(ARModel):
     @property
     def weight_bytes(self):
         """Total size of the weight matrices in bytes."""
-        return int(self.W_in.nbytes + self.W_out.nbytes + sum(w.nbytes for w in self.W_hidden))
+        return self.trunk.weight_bytes + int(self.W_out.nbytes)
 
     def _marginals(self, ctx):
         n, q = self._n, self._q
@@ -87,11 +109,7 @@ class NeuralAR(ARModel):
                 + channel)
         x = np.zeros(K * n * (q + 1), dtype=np.float32)
         x[flat.ravel()] = 1.0
-        h = x.reshape(K, n * (q + 1)) @ self.W_in
-        h += self.b_in
-        np.tanh(h, out=h)
-        for W, b in zip(self.W_hidden, self.b_hidden):
-            h += np.tanh(h @ W + b)
+        h = self.trunk(x.reshape(K, n * (q + 1)))
         logits = (h @ self.W_out + self.b_out).reshape(K, q, n).astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
@@ -127,22 +145,16 @@ class NeuralDenoiser(DiffusionModel):
     """
 
     def __init__(self, dim, hidden=1024, layers=3, seed=0):
-        d, hidden, layers = int(dim), int(hidden), int(layers)
-        if hidden < 1 or layers < 0:
-            raise ValueError(f"hidden must be >= 1 and layers >= 0, got hidden={hidden}, "
-                             f"layers={layers}")
+        d = int(dim)
         rng = np.random.default_rng(seed)
-        self.W_in = _weights(rng, d + 1, hidden)
-        self.b_in = rng.normal(0.0, 0.1, size=hidden).astype(np.float32)
-        self.W_hidden = [_weights(rng, hidden, hidden) for _ in range(layers)]
-        self.b_hidden = [rng.normal(0.0, 0.1, size=hidden).astype(np.float32) for _ in range(layers)]
-        self.W_out = _weights(rng, hidden, d)
+        self.trunk = _ResidualTrunk(rng, d + 1, hidden, layers)
+        self.W_out = _weights(rng, int(hidden), d)
         super().__init__(self._denoise, d)
 
     @property
     def weight_bytes(self):
         """Total size of the weight matrices in bytes."""
-        return int(self.W_in.nbytes + self.W_out.nbytes + sum(w.nbytes for w in self.W_hidden))
+        return self.trunk.weight_bytes + int(self.W_out.nbytes)
 
     def _denoise(self, z, sigma):
         z = np.asarray(z, dtype=np.float64)
@@ -151,9 +163,7 @@ class NeuralDenoiser(DiffusionModel):
         c_skip = 1.0 / (1.0 + s * s)
         c_out = s * c_in
         x = np.concatenate([z * c_in, np.log(s) / 4.0], axis=1).astype(np.float32)
-        h = np.tanh(x @ self.W_in + self.b_in)
-        for W, b in zip(self.W_hidden, self.b_hidden):
-            h += np.tanh(h @ W + b)
+        h = self.trunk(x)
         # Residual stacks grow the scale of h; 1/sqrt(1 + layers) keeps F's input O(1).
-        F = np.tanh((h @ self.W_out) / np.sqrt(1.0 + len(self.W_hidden)))
+        F = np.tanh((h @ self.W_out) / np.sqrt(1.0 + len(self.trunk.W_hidden)))
         return c_skip * z + c_out * F.astype(np.float64)
