@@ -2,18 +2,17 @@
 import numpy as np
 
 import fastspec
-from fastspec.models import CurieWeiss, MarkovChain, MixtureOfProducts
+from fastspec.bench import ar_models, engine_shares
+from fastspec.models import CurieWeiss
 
 METHODS = ["sequential", "token", "block", "srs"]
-E2 = np.exp(2.0)
+# asv parameter -> the model of the same name in the scaling study
+_STUDY_NAMES = {"curieweiss": "CurieWeiss(J=1)", "markov": "MarkovChain(e^2)",
+                "mixture": "MixtureOfProducts(sqrt n)"}
 
 
 def _model(name, n):
-    if name == "curieweiss":
-        return CurieWeiss(n=n, J=1.0)
-    if name == "mixture":
-        return MixtureOfProducts.random(n, 2, int(round(np.sqrt(n))), 0)
-    return MarkovChain(np.array([[E2, 1.0], [1.0, E2]]) / (E2 + 1.0), n=n)
+    return ar_models(n)[_STUDY_NAMES[name]]
 
 
 class ARRounds:
@@ -64,7 +63,5 @@ class EngineShare:
         fastspec.sample(self.model, n_samples=1, method="block", seed=1)
 
     def track_engine_share(self, name):
-        shares = [fastspec.sample(self.model, n_samples=1, method="block", seed=s).stats.engine_share
-                  for s in range(5)]
-        return float(np.median(shares))
+        return float(np.median(engine_shares(self.model, 5)))
     track_engine_share.unit = "fraction of wall-clock outside the oracle"

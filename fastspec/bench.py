@@ -235,13 +235,18 @@ def wallclock(out="docs", repeats=5, cases=WALLCLOCK_CASES):
     return res
 
 
+def engine_shares(model, n_seeds):
+    """Share of wall-clock outside the oracle, one block sample per seed 0..n_seeds-1."""
+    return [fastspec.sample(model, n_samples=1, method="block", seed=s).stats.engine_share
+            for s in range(n_seeds)]
+
+
 def overhead(n=1024, n_seeds=9):
     """Median share of one block sample's wall-clock spent outside the oracle."""
     res = {}
     for name, model in ar_models(n).items():
         fastspec.sample(model, n_samples=1, method="block", seed=99)         # warm-up / compile
-        shares = [fastspec.sample(model, n_samples=1, method="block", seed=s).stats.engine_share
-                  for s in range(n_seeds)]
+        shares = engine_shares(model, n_seeds)
         res[name] = float(np.median(shares))
         print(f"{name:28s} n={n} block: engine share median {res[name]:.3f} "
               f"(min {min(shares):.3f}, max {max(shares):.3f}, {n_seeds} seeds)", flush=True)
