@@ -1,18 +1,9 @@
-"""Scaling study, wall-clock story and summary table.
-
-Usage::
-
-    python -m fastspec.bench scaling [--quick] [--out docs/] [--seeds 5]
-    python -m fastspec.bench plot [--out docs/]       # redraw the figure from the CSV
-    python -m fastspec.bench wallclock [--out docs/]
-    python -m fastspec.bench overhead                 # engine share, numba models, n = 1024
-    python -m fastspec.bench table
+"""Scaling study, wall-clock story and summary table (``python -m fastspec.bench``).
 
 Sequential rounds for AR are exactly n by construction; at sizes where running it
 is not affordable they are computed and the CSV row says ``exact-by-construction``.
 """
 
-import argparse
 import csv
 import os
 import sys
@@ -262,26 +253,3 @@ def table(sizes=(256, 1024, 4096), n_seeds=3):
                 r, w = _run(model, m, range(n_seeds))
                 cells.append(f"{r:8.1f} / {w / n:5.2f}n")
             print(f"{name:20s} {n:5d} " + " ".join(f"{c:>18s}" for c in cells), flush=True)
-
-
-def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m fastspec.bench")
-    p.add_argument("command", choices=["scaling", "plot", "wallclock", "overhead", "table"])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--out", default="docs")
-    p.add_argument("--seeds", type=int, default=5)
-    a = p.parse_args(argv)
-    if a.command == "scaling":
-        scaling(quick=a.quick, out=a.out, n_seeds=a.seeds)
-    elif a.command == "plot":
-        plot_csv(os.path.join(a.out, "scaling.csv"), os.path.join(a.out, "scaling.png"))
-    elif a.command == "wallclock":
-        wallclock(out=a.out)
-    elif a.command == "overhead":
-        overhead()
-    else:
-        table()
-
-
-if __name__ == "__main__":
-    main()
