@@ -8,12 +8,12 @@ far fewer sequential oracle rounds than ancestral sampling.
 from ._errors import OracleError
 from ._result import SampleResult, SampleStats
 from .api import METHODS, sample
-from .ar.model import ARModel
-from .diffusion.model import DiffusionModel
+from .ar.oracle import ARModel
+from .diffusion.oracle import DiffusionModel
 from . import models, schedules
 
 __all__ = [
     "ARModel", "DiffusionModel", "METHODS", "OracleError", "SampleResult", "SampleStats",
     "models", "sample", "schedules",
 ]
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -29,7 +29,11 @@ class SampleStats:
     n_steps : int
         Sequential steps of the target chain (n for AR, N for diffusion).
     wall_seconds, oracle_seconds : float
-        Wall-clock of the whole call, and the part spent inside the oracle.
+        Wall-clock of the whole call, and the part spent inside the user's
+        oracle (timed around each call of it).
+    oracle_calls : int
+        Calls of the user's oracle: ``rounds`` unless ``max_rows`` split a
+        round's rows into several calls.
     """
 
     method: str
@@ -42,6 +46,7 @@ class SampleStats:
     n_steps: int
     wall_seconds: float = 0.0
     oracle_seconds: float = 0.0
+    oracle_calls: int = 0
 
     @property
     def rows(self):
@@ -84,8 +89,9 @@ class SampleStats:
                 f"  blocks: {self.block_sizes.size}, mean length {self.mean_block_size:.1f},"
                 f" mean accepted {self.mean_accepted:.1f}"
             )
+        calls = "" if self.oracle_calls == self.rounds else f" in {self.oracle_calls} calls"
         lines.append(
-            f"  wall-clock {self.wall_seconds:.3f} s, of which oracle {self.oracle_seconds:.3f} s"
+            f"  wall-clock {self.wall_seconds:.3f} s, of which oracle {self.oracle_seconds:.3f} s{calls}"
         )
         return "\n".join(lines)
 
@@ -101,31 +107,20 @@ class SampleResult:
         for diffusion models.
     stats : SampleStats
     orders : ndarray of int64 or None
-        ``(n_samples, n)``: the order each AR sample was drawn in (None for
+        AR: ``(n_samples, n)``; row ``i`` lists the free positions of sample
+        ``i`` in the order they were drawn, then ``-1`` for each position
+        pinned by ``given`` (None for diffusion).
+    log_prob : ndarray of float64 or None
+        AR: ``(n_samples,)``, the natural log of each sample's probability under
+        the sequential law for its order (given the pinned positions), summed
+        from the conditionals the samplers already computed (None for
         diffusion).
     """
 
     samples: np.ndarray
     stats: SampleStats
     orders: np.ndarray = field(default=None)
+    log_prob: np.ndarray = field(default=None)
 
     def __str__(self):
         return f"SampleResult(samples shape {self.samples.shape})\n{self.stats}"
-
-
-def build_stats(method, counter, block_logs, n_steps, wall_seconds):
-    """Assemble :class:`SampleStats` from the engine counter and per-sample block logs."""
-    ks = [k for log in block_logs for k, _ in log]
-    acc = [a for log in block_logs for _, a in log]
-    return SampleStats(
-        method=method,
-        rounds=int(counter.rounds),
-        contexts=int(counter.rows),
-        rounds_per_sample=counter.task_rounds.copy(),
-        rows_per_sample=counter.task_rows.copy(),
-        block_sizes=np.asarray(ks, dtype=np.int64),
-        accepted=np.asarray(acc, dtype=np.int64),
-        n_steps=int(n_steps),
-        wall_seconds=float(wall_seconds),
-        oracle_seconds=float(counter.oracle_seconds),
-    )

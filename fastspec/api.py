@@ -4,14 +4,12 @@ import numbers
 
 import numpy as np
 
-#: Public methods. "auto" resolves to the method the benchmarks show best.
-METHODS = ("auto", "sequential", "token", "block", "srs")
+from ._driver import run_rounds
+from ._rules import METHODS, check_method
+from ._seeds import SampleStreams
+from ._sizer import check_block_size, check_row_cost
 
-
-def check_method(method):
-    if not isinstance(method, str) or method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
-    return method
+__all__ = ["METHODS", "sample"]
 
 
 def check_n_samples(n_samples):
@@ -21,8 +19,18 @@ def check_n_samples(n_samples):
     return int(n_samples)
 
 
-def sample(model, *, n_samples=1, method="auto", seed=None, order=None, block_size="auto",
-           row_cost=None, schedule=None):
+def check_max_rows(max_rows):
+    if max_rows is None:
+        return None
+    if (not isinstance(max_rows, (numbers.Integral, np.integer)) or isinstance(max_rows, bool)
+            or max_rows < 1):
+        raise ValueError(f"max_rows must be None or a positive int (rows per oracle call), "
+                         f"got {max_rows!r}")
+    return int(max_rows)
+
+
+def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=None,
+           block_size="auto", row_cost=None, schedule=None, max_rows=None, progress=False):
     """Draw exact samples from ``model`` with few sequential oracle rounds.
 
     Parameters
@@ -37,43 +45,63 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, block_si
         ``"token"``: per-position speculative verification.
         ``"block"``: sequence-level prefix-optimal verification.
         ``"srs"``: speculative rejection sampling.
-        ``"auto"``: ``"block"``, the fastest in the project's benchmarks.
+        ``"auto"``: ``"block"``, the fewest rounds in the project's benchmarks.
         Every method draws from exactly the same law.
     seed : None, int, numpy.random.SeedSequence or numpy.random.Generator
-        Source of randomness. The same seed gives the same samples whatever
-        ``NUMBA_NUM_THREADS`` is.
-    order : None or array_like of int, shape (n,)
-        AR only. ``None`` draws a uniformly random order per sample; an array
-        must be a permutation of ``range(n)`` and is used for every sample.
+        Source of randomness. Sample ``i`` draws only from the ``i``-th child
+        of this seed (``SeedSequence.spawn`` order), so it is the same whatever
+        ``n_samples``, ``max_rows`` and ``NUMBA_NUM_THREADS`` are. A
+        SeedSequence is used as given (the same one gives the same samples); a
+        Generator is consumed once.
+    order : None or array_like of int
+        AR only. ``None`` draws a uniformly random order of the free positions
+        per sample; an array (a permutation of ``range(n)``, or of the free
+        positions when ``given`` is shared) is used for every sample, pinned
+        positions skipped.
+    given : None or array_like of int, shape (n,) or (n_samples, n)
+        AR only: exact infilling. Entries ``>= 0`` are pinned symbols, ``-1``
+        marks the positions to draw; the free positions are drawn exactly from
+        the sequential law given the pinned ones.
     block_size : "auto" or int, default "auto"
         Length of each speculated block. ``"auto"`` starts near the square
         root of the number of steps and adapts to the accepted lengths,
         aiming at the fewest rounds.
     row_cost : None or float > 0, default None
-        Methods "token" and "block" with ``block_size="auto"`` only. Set it to
-        aim at the least oracle *cost* instead of the fewest rounds. It is the
-        cost of one extra oracle row relative to a round's fixed cost: for an
-        oracle whose call with K rows takes ``t0 + K * t1`` seconds, that is
-        ``t1 / t0``. Blocks are then sized to maximise the expected advance per
-        unit cost, which wastes fewer rows at the price of more rounds. This pays
-        off when rows are not cheap, e.g. a neural network on a CPU; see
-        docs/BENCHMARKS.md. The law of the samples does not change.
+        Methods "token" and "block" with ``block_size="auto"`` only: size blocks
+        for the least oracle *cost* instead of the fewest rounds. It is the
+        cost of one oracle row relative to a round's fixed cost per sample: for
+        an oracle whose call with K rows takes ``t0 + K * t1`` seconds, that is
+        ``t1 / t0`` with one sample per call and ``n_samples * t1 / t0`` when
+        ``n_samples`` samples share each call. The rule never looks at
+        ``n_samples`` itself, so sample ``i`` does not depend on the batch. The
+        law of the samples does not change; see docs/BENCHMARKS.md.
     schedule : Schedule, optional
         Diffusion only: the Gaussian chain to run
         (default ``fastspec.schedules.ve(1000, 80.0, 0.002)``).
+    max_rows : None or int, default None
+        At most this many rows per oracle call: a round with more rows is sent
+        as several calls (still one round; ``stats.oracle_calls`` counts them).
+        Bounds the memory of one answer. ``None``: one call per round.
+    progress : bool, default False
+        Show a progress bar on stderr (tqdm), updated once per round.
 
     Returns
     -------
     SampleResult
-        ``samples`` and ``stats`` (rounds, oracle rows, per-sample rounds,
-        accepted lengths); ``print(result.stats)`` gives a short summary.
+        ``samples``, ``stats`` (rounds, oracle rows and calls, per-sample
+        rounds, accepted lengths), and for AR models ``orders`` and
+        ``log_prob``; ``print(result.stats)`` gives a short summary.
 
     Raises
     ------
     ValueError
-        For an invalid argument; the message lists what is allowed.
+        For an invalid argument; the message says what is allowed.
+    TypeError
+        If ``model`` is not a fastspec model or ``seed`` has another type.
     OracleError
-        If the oracle returns an invalid answer (no sample is returned).
+        If the oracle returns an invalid answer where the samplers use it (no
+        sample is returned). Exceptions raised by the oracle itself pass
+        through unchanged, with a note naming the round.
 
     Examples
     --------
@@ -83,22 +111,41 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, block_si
     >>> res.samples.shape
     (4, 64)
     """
-    from .ar.model import ARModel
-    from .diffusion.model import DiffusionModel
+    return _sample(model, n_samples=n_samples, method=method, seed=seed, order=order, given=given,
+                   block_size=block_size, row_cost=row_cost, schedule=schedule,
+                   max_rows=max_rows, progress=progress)
 
+
+def _sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=None,
+            block_size="auto", row_cost=None, schedule=None, max_rows=None, progress=False,
+            _rule=None, _parallel=None, _sample_offset=0):
+    """:func:`sample` with the hooks tests and :mod:`fastspec.distributed` need.
+
+    ``_rule`` overrides the verification rule (``fastspec._rules.UNVERIFIED`` is
+    the negative control); ``_parallel`` forces the serial (False) or parallel
+    (True) kernels; samples are the children ``_sample_offset ..`` of ``seed``.
+    """
+    from .ar.oracle import ARModel
+    from .diffusion.oracle import DiffusionModel
+
+    if not isinstance(model, (ARModel, DiffusionModel)):
+        raise TypeError("model must be a fastspec.ARModel or fastspec.DiffusionModel, got "
+                        f"{type(model).__name__}")
     n_samples = check_n_samples(n_samples)
     method = check_method(method)
-    if isinstance(model, ARModel):
-        if schedule is not None:
-            raise ValueError("schedule is for DiffusionModel only; an ARModel takes order=")
-        from .ar.sampling import sample_ar
-        return sample_ar(model, n_samples=n_samples, method=method, seed=seed, order=order,
-                         block_size=block_size, row_cost=row_cost)
-    if isinstance(model, DiffusionModel):
-        if order is not None:
-            raise ValueError("order is for ARModel only; a DiffusionModel takes schedule=")
-        from .diffusion.sampling import sample_diffusion
-        return sample_diffusion(model, schedule=schedule, n_samples=n_samples, method=method,
-                                seed=seed, block_size=block_size, row_cost=row_cost)
-    raise TypeError(
-        f"model must be a fastspec.ARModel or fastspec.DiffusionModel, got {type(model).__name__}")
+    block_size = check_block_size(block_size)
+    row_cost = check_row_cost(row_cost, method, block_size)
+    max_rows = check_max_rows(max_rows)
+    if not isinstance(progress, (bool, np.bool_)):
+        raise ValueError(f"progress must be True or False, got {progress!r}")
+    streams = SampleStreams(seed, n_samples, offset=_sample_offset)
+    options = dict(block_size=block_size, row_cost=row_cost, order=order, given=given,
+                   schedule=schedule, parallel=_parallel)
+    if _rule is not None:
+        options["rule"] = _rule
+    sampler = model._sampler(method, streams, options)
+    bar = None
+    if progress:
+        from ._progress import ProgressBar
+        bar = ProgressBar(sampler, method)
+    return run_rounds(model, sampler, method, max_rows=max_rows, progress=bar)

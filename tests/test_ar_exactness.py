@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import fastspec
-from fastspec.ar import kernels
-from fastspec.ar.sampling import sample_ar
+from fastspec._rules import UNVERIFIED
+from fastspec.api import _sample
 from fastspec.models import CurieWeiss, MarkovChain, TableModel
 from lawcheck import chisquare_pvalue, empirical_counts
 
@@ -49,8 +49,7 @@ def test_random_order_matches_joint(table, method):
 
 
 def test_unverified_drafts_fail_the_same_test(table):
-    res = sample_ar(table, n_samples=N_SAMPLES, method="block", seed=2024, order=None,
-                    block_size="auto", _rule=kernels.UNVERIFIED)
+    res = _sample(table, n_samples=N_SAMPLES, method="block", seed=2024, _rule=UNVERIFIED)
     counts = empirical_counts(res.samples, table.joint.shape)
     p = chisquare_pvalue(counts, table.joint.reshape(-1))
     assert p < FAIL_P, f"the negative control passed: p = {p:.3g}"
@@ -102,8 +101,8 @@ def test_inconsistent_oracle_matches_sequential_chain(method):
     p = chisquare_pvalue(empirical_counts(res.samples, (2,) * 8), law)
     assert p > PASS_P, f"{method}: chi-square p = {p:.3g}"
     if method == "block":
-        wrong = sample_ar(model, n_samples=N_SAMPLES, method="block", seed=7, order=order,
-                          block_size="auto", _rule=kernels.UNVERIFIED)
+        wrong = _sample(model, n_samples=N_SAMPLES, method="block", seed=7, order=order,
+                        _rule=UNVERIFIED)
         p_wrong = chisquare_pvalue(empirical_counts(wrong.samples, (2,) * 8), law)
         assert p_wrong < FAIL_P
 
@@ -120,16 +119,16 @@ def test_fixed_block_sizes_are_exact(block_size):
 
 @pytest.mark.parametrize("method", ["token", "block"])
 def test_cost_aware_block_sizes_are_exact(method):
-    # row_cost sizes each block from past accepted lengths; with 20,000 samples
-    # sharing a round, 1e-5 per row keeps blocks of a few positions, varying.
+    # row_cost sizes each block from past accepted lengths; a row costing a fifth
+    # of the round's fixed cost keeps blocks of a few positions, varying.
     table = _strong_curie_weiss()
-    res = fastspec.sample(table, n_samples=N_SAMPLES, method=method, seed=13, row_cost=1e-5)
+    res = fastspec.sample(table, n_samples=N_SAMPLES, method=method, seed=13, row_cost=0.2)
     assert np.unique(res.stats.block_sizes).size >= 3
     p = chisquare_pvalue(empirical_counts(res.samples, table.joint.shape), table.joint.reshape(-1))
     assert p > PASS_P, f"{method}: chi-square p = {p:.3g}"
     if method == "block":      # negative control: the same sizing without verification
-        wrong = sample_ar(table, n_samples=N_SAMPLES, method="block", seed=13, order=None,
-                          block_size="auto", row_cost=1e-5, _rule=kernels.UNVERIFIED)
+        wrong = _sample(table, n_samples=N_SAMPLES, method="block", seed=13, row_cost=0.2,
+                        _rule=UNVERIFIED)
         p_wrong = chisquare_pvalue(empirical_counts(wrong.samples, table.joint.shape),
                                    table.joint.reshape(-1))
         assert p_wrong < FAIL_P, f"the negative control passed: p = {p_wrong:.3g}"

@@ -1,25 +1,42 @@
-"""Numba kernels of the AR pipeline.
+"""Numba kernels of the batched AR sampler (docs/ALGORITHMS.md, "Any-order AR models").
 
-All randomness arrives as pre-drawn uniforms, and parallel loops write
-disjoint rows, so a kernel's output depends only on its inputs and never on
-``NUMBA_NUM_THREADS``.
+Every kernel loops over *slots* (the unfinished samples of a round, ``samples[a]``
+is the sample in slot ``a``) or over request rows with ``prange``; each iteration
+writes only its own slot's or row's outputs and draws randomness only from its own
+sample's stream (:mod:`fastspec._seeds`), so the serial and parallel twins agree
+bit for bit, whatever ``NUMBA_NUM_THREADS``.
+
+Conventions for one block of sample ``s`` at progress ``t`` (positions
+``orders[s, :t]`` already drawn): block positions ``b_i = orders[s, t + i]``,
+``i < k``; draft ``W_i ~ q_i = draft[s, b_i]``; context ``C_i`` = the current
+context ``x[s]`` with ``W_0 .. W_{i-1}`` pinned (``C_0 = x[s]``), whose marginals
+give the target ``p_i`` at ``b_i`` and, for the last row ``C_k``, the next
+block's draft. Row ``i = 0`` is not asked when the draft is fresh (it would
+return the draft itself), nor row ``k`` when the block ends the sequence.
 """
 
+import math
+
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-# Verification rules understood by ``verify_block``.
-TOKEN = 0
-BLOCK = 1
-UNVERIFIED = 2  # accepts every draft: a deliberately wrong sampler for tests
+from .._jit import kernel, twin
+from .._rules import BLOCK, TINY, TOKEN, stop_probability
+from .._seeds import shuffle
+from .._sizer import FIXED, update as update_block_size
 
-# Residual masses below this are treated as an event of probability ~0.
-_TINY = 1e-300
+# Columns of the per-slot streaming state (fstate: float64, istate: int64).
+LOG_PI, LOGP, CAND_LOG_PI, CAND_LOGP = 0, 1, 2, 3
+DEAD, CAND, CAND_ROW, ACCEPT, FULL_ROW = 0, 1, 2, 3, 4
+N_FSTATE, N_ISTATE = 4, 5
+
+# Error codes of an invalid marginal row.
+NON_FINITE, NEGATIVE, BAD_SUM = 1, 2, 3
 
 
-@njit(cache=True)
+@kernel
 def draw_categorical(weights, u):
-    """Inverse-CDF draw from unnormalised non-negative ``weights`` with uniform ``u``.
+    """Inverse-CDF draw from non-negative ``weights`` (unnormalised) with uniform ``u``.
 
     A zero-weight symbol is never returned while the total is positive.
     """
@@ -38,195 +55,254 @@ def draw_categorical(weights, u):
     return last
 
 
-#: Below this many output elements a parallel region costs more than it saves
-#: (and on a loaded machine a contended OpenMP barrier can cost milliseconds):
-#: the serial driver runs instead. Both give identical results.
-PARALLEL_MIN_ELEMENTS = 1 << 18
-
-
-@njit(cache=True)
-def _fill_context(contexts, r, base, block, draft, n_pinned):
-    contexts[r, :] = base
-    for i in range(n_pinned):
-        contexts[r, block[i]] = draft[i]
-
-
-@njit(cache=True)
-def _contexts_serial(contexts, base, block, draft, offset):
-    for r in range(contexts.shape[0]):
-        _fill_context(contexts, r, base, block, draft, r + offset)
-
-
-@njit(parallel=True, cache=True)
-def _contexts_parallel(contexts, base, block, draft, offset):
-    for r in prange(contexts.shape[0]):
-        _fill_context(contexts, r, base, block, draft, r + offset)
-
-
-@njit(cache=True)
-def draw_draft(draft_probs, u):
-    """W_i ~ q_i independently, by inverse CDF: ``draft_probs`` (k, q), ``u`` (k,)."""
-    draft = np.empty(draft_probs.shape[0], dtype=np.int64)
-    for i in range(draft_probs.shape[0]):
-        draft[i] = draw_categorical(draft_probs[i], u[i])
-    return draft
-
-
-def draft_contexts(base, block, draft_probs, u, skip_first):
-    """Draw the block's draft and build its verification contexts.
-
-    Parameters
-    ----------
-    base : int64 (n,)
-        The pinned context S (-1 = free).
-    block : int64 (k,)
-        Positions b_1..b_k to speculate, in order.
-    draft_probs : float64 (k, q)
-        Draft marginal q_i of each block position.
-    u : float64 (k,)
-        One uniform per draft position.
-    skip_first : bool
-        True when the marginals at S itself are already known (fresh draft):
-        context C_1 = S is then not asked again.
-
-    Returns
-    -------
-    draft : int64 (k,)
-    contexts : int64 (k + 1 - skip_first, n)
-        Row r is C_i = S with W_1..W_{i-1} pinned, i = r + 1 + skip_first;
-        the last row (all k pinned) yields the next block's draft.
-    """
-    draft = draw_draft(draft_probs, u)
-    offset = 1 if skip_first else 0
-    contexts = np.empty((block.shape[0] + 1 - offset, base.shape[0]), dtype=np.int64)
-    fill = _contexts_parallel if contexts.size >= PARALLEL_MIN_ELEMENTS else _contexts_serial
-    fill(contexts, base, block, draft, offset)
-    return draft, contexts
-
-
-@njit(cache=True)
-def verify_block(rule, target, draft_probs, draft, u_stop, u_residual):
-    """Decide how much of a drafted block to keep, and draw the next position.
-
-    Parameters
-    ----------
-    rule : int
-        ``TOKEN`` (per-position min(1, rho) tests), ``BLOCK`` (prefix-optimal
-        sequence-level rule of DESIGN.md section 4) or ``UNVERIFIED``.
-    target : float64 (k, q)
-        p_i: the target conditional of each block position given the prefix.
-    draft_probs : float64 (k, q)
-        q_i: the draft marginal each W_i was drawn from.
-    draft : int64 (k,)
-    u_stop : float64 (k + 1,)
-        Independent uniforms, one per stop decision (u_stop[k]: accept all).
-    u_residual : float64
-        Uniform for the draw at the first position not kept.
-
-    Returns
-    -------
-    tau : int
-        Draft positions kept (0..k).
-    y : int
-        Symbol drawn at position tau + 1 from the residual, or -1 if tau == k.
-    """
-    k = draft.shape[0]
-    q = draft_probs.shape[1]
-    if rule == UNVERIFIED:
-        return k, -1
-    tau = k
-    scale = 1.0
-    if rule == TOKEN:
-        for i in range(k):
-            rho = target[i, draft[i]] / draft_probs[i, draft[i]]
-            if u_stop[i] >= rho:  # reject with probability 1 - min(1, rho)
-                tau = i
-                break
-    else:
-        # pi[i]: probability of keeping at least i positions given W_<=i.
-        pi = np.empty(k + 1)
-        pi[0] = 1.0
-        for i in range(k):
-            rho = target[i, draft[i]] / draft_probs[i, draft[i]]
-            pi[i + 1] = min(1.0, pi[i] * rho)
-        if u_stop[k] >= pi[k]:
-            tau = 0  # h_0 = 1 (pi[0] = 1), so the backward pass stops by i = 0
-            for i in range(k - 1, -1, -1):
-                residual = 0.0
-                for y in range(q):
-                    d = pi[i] * target[i, y] - draft_probs[i, y]
-                    if d > 0.0:
-                        residual += d
-                denom = residual + 1.0 - pi[i]
-                h = residual / denom if denom > 0.0 else 1.0
-                if u_stop[i] < h:
-                    tau = i
-                    break
-        if tau < k:
-            scale = pi[tau]
-    if tau == k:
-        return k, -1
-    weights = np.empty(q)
+@kernel
+def check_marginal(row, tol):
+    """``(sum, code)`` of one marginal (1-D, any float dtype): code 0 if it is a distribution."""
     total = 0.0
-    for y in range(q):
-        d = scale * target[tau, y] - draft_probs[tau, y]
-        weights[y] = d if d > 0.0 else 0.0
-        total += weights[y]
-    if total <= _TINY:
-        # The residual branch has ~zero probability: fall back to the target.
-        for y in range(q):
-            weights[y] = target[tau, y]
-    return tau, draw_categorical(weights, u_residual)
+    for y in range(row.shape[0]):
+        v = row[y]
+        if not math.isfinite(v):
+            return total, NON_FINITE
+        if v < 0.0:
+            return total, NEGATIVE
+        total += v
+    if abs(total - 1.0) > tol or total <= 0.0:
+        return total, BAD_SUM
+    return total, 0
 
 
-@njit(cache=True)
-def _check_row(contexts, probs, tol, r, position, code):
-    n = contexts.shape[1]
-    q = probs.shape[2]
-    for i in range(n):
-        if contexts[r, i] >= 0:
-            continue
-        s = 0.0
-        bad = 0
-        for y in range(q):
-            v = probs[r, i, y]
-            if not np.isfinite(v):
-                bad = 1
-                break
-            if v < 0.0:
-                bad = 2
-                break
-            s += v
-        if bad == 0 and abs(s - 1.0) > tol:
-            bad = 3
-        if bad != 0:
-            position[r] = i
-            code[r] = bad
-            return
+@twin
+def random_orders(next_double, addresses, given, orders, n_free):
+    """Free positions of each sample in a uniformly random order, then -1 padding.
 
-
-@njit(cache=True)
-def _check_serial(contexts, probs, tol, position, code):
-    for r in range(contexts.shape[0]):
-        _check_row(contexts, probs, tol, r, position, code)
-
-
-@njit(parallel=True, cache=True)
-def _check_parallel(contexts, probs, tol, position, code):
-    for r in prange(contexts.shape[0]):
-        _check_row(contexts, probs, tol, r, position, code)
-
-
-def find_invalid_rows(contexts, probs, tol):
-    """Per row, the first free position whose marginal is not a distribution.
-
-    Returns ``(position, code)`` arrays of shape (K,): code 0 = valid row,
-    1 = non-finite value, 2 = negative value, 3 = sum differs from 1 by > tol.
-    Pinned positions are not checked (their values are never used).
+    ``given`` is (1, n) (shared) or (S, n); an entry >= 0 is pinned.
     """
-    K = contexts.shape[0]
-    position = np.full(K, -1, dtype=np.int64)
-    code = np.zeros(K, dtype=np.int64)
-    check = _check_parallel if probs.size >= PARALLEL_MIN_ELEMENTS else _check_serial
-    check(contexts, probs, tol, position, code)
-    return position, code
+    n = orders.shape[1]
+    for s in prange(orders.shape[0]):
+        g = 0 if given.shape[0] == 1 else np.int64(s)  # (a parallel loop index is unsigned)
+        c = 0
+        for i in range(n):
+            if given[g, i] < 0:
+                orders[s, c] = i
+                c += 1
+        n_free[s] = c
+        for i in range(c, n):
+            orders[s, i] = -1
+        shuffle(next_double, addresses[s], orders[s], c)
+
+
+@twin
+def draft_blocks(next_double, addresses, samples, t, k, fresh, orders, draft, W, q_at, u_stop,
+                 fstate, istate, cand_target):
+    """Draw each slot's drafts ``W_i ~ draft[s, b_i]`` and its ``k + 1`` stop uniforms.
+
+    Also resets the slot's streaming state. With a fresh draft, row 0 is not
+    asked: its target is the draft itself (ratio 1, residual 0), so it is
+    accounted for here.
+    """
+    for a in prange(samples.shape[0]):
+        s = samples[a]
+        state = addresses[s]
+        for i in range(k[a]):
+            b = orders[s, t[a] + i]
+            w = draw_categorical(draft[s, b], next_double(state))
+            W[a, i] = w
+            q_at[a, i] = draft[s, b, w]
+        for i in range(k[a] + 1):
+            u_stop[a, i] = next_double(state)
+        fstate[a, :] = 0.0
+        istate[a, DEAD] = 0
+        istate[a, CAND] = 0
+        istate[a, CAND_ROW] = -1
+        istate[a, ACCEPT] = -1
+        istate[a, FULL_ROW] = -1
+        if fresh[s] and k[a] > 0:
+            b = orders[s, t[a]]
+            cand_target[a, :] = draft[s, b, :]
+            fstate[a, LOGP] = math.log(q_at[a, 0])
+
+
+@twin
+def fill_contexts(x, samples, t, orders, W, first_row, row_start, row_slot, start, out):
+    """Rows ``start .. start + len(out) - 1`` of the round's request: contexts ``C_i``."""
+    for r in prange(out.shape[0]):
+        g = start + np.int64(r)  # (a parallel loop index is unsigned: keep integer arithmetic)
+        a = row_slot[g]
+        s = samples[a]
+        i = g - row_start[a] + first_row[a]
+        out[r, :] = x[s, :]
+        for j in range(i):
+            out[r, orders[s, t[a] + j]] = W[a, j]
+
+
+@kernel
+def _copy_window(probs, row, orders, s, first, length, out):
+    for j in range(length):
+        b = orders[s, first + j]
+        for y in range(out.shape[1]):
+            out[j, y] = probs[row, b, y]
+
+
+@twin
+def verify_rows(rule, probs, tol, start, stop, slot_lo, slot_hi, samples, t, k, first_row,
+                row_start, orders, n_free, draft, W, q_at, u_stop, fstate, istate,
+                cand_target, cand_win, full_win, win_len, err):
+    """Read the answer rows ``start .. stop - 1`` of slots ``slot_lo .. slot_hi - 1``, in order.
+
+    Keeps, per slot, the running log pi (block rule), the log-probability of the
+    drafts so far, the latest stop candidate (its target marginal and, at the end
+    of the chunk, the marginals of the positions after it: the next draft if the
+    block is cut there) and whether the whole block is kept. Rows after a draft of
+    target probability 0 (block) or after the first rejection (token) are never
+    used, so they are neither read nor checked. An invalid row that is used sets
+    ``err[a] = (code, row, position)`` and stops the slot.
+    """
+    for a in prange(slot_lo, slot_hi):
+        s = samples[a]
+        r0 = max(start, row_start[a])
+        r1 = min(stop, row_start[a + 1])
+        for g in range(r0, r1):
+            if istate[a, DEAD]:
+                break
+            row = g - start
+            i = g - row_start[a] + first_row[a]
+            if i < k[a]:
+                b = orders[s, t[a] + i]
+                total, code = check_marginal(probs[row, b], tol)
+                if code != 0:
+                    err[a, 0], err[a, 1], err[a, 2] = code, g, b
+                    istate[a, DEAD] = 1
+                    break
+                p_w = probs[row, b, W[a, i]] / total
+                rho = p_w / q_at[a, i]
+                candidate = False
+                if rule == BLOCK:
+                    log_pi = fstate[a, LOG_PI]
+                    pi = math.exp(log_pi)
+                    residual = 0.0
+                    for y in range(draft.shape[2]):
+                        d = pi * (probs[row, b, y] / total) - draft[s, b, y]
+                        if d > 0.0:
+                            residual += d
+                    candidate = u_stop[a, i] < stop_probability(residual, log_pi)
+                    if candidate:
+                        fstate[a, CAND_LOG_PI] = log_pi
+                elif rule == TOKEN:
+                    candidate = not u_stop[a, i] < rho
+                if candidate:
+                    istate[a, CAND] = i
+                    istate[a, CAND_ROW] = g
+                    fstate[a, CAND_LOGP] = fstate[a, LOGP]
+                    for y in range(draft.shape[2]):
+                        cand_target[a, y] = probs[row, b, y] / total
+                    if rule == TOKEN:
+                        istate[a, DEAD] = 1       # rows after the first rejection are unused
+                        continue
+                if rule == BLOCK:
+                    if rho > 0.0:
+                        fstate[a, LOG_PI] = min(0.0, fstate[a, LOG_PI] + math.log(rho))
+                    else:
+                        istate[a, DEAD] = 1       # pi = 0: no later row can be used
+                if p_w > 0.0:
+                    fstate[a, LOGP] += math.log(p_w)
+            else:                                 # row k: kept whole?
+                keep = rule != BLOCK or u_stop[a, k[a]] < math.exp(fstate[a, LOG_PI])
+                istate[a, ACCEPT] = 1 if keep else 0
+                if keep:
+                    istate[a, FULL_ROW] = g
+                    first = t[a] + k[a]
+                    _copy_window(probs, row, orders, s, first,
+                                 min(win_len[a], n_free[s] - first), full_win[a])
+        g = istate[a, CAND_ROW]
+        if r0 <= g < r1:
+            first = t[a] + istate[a, CAND] + 1
+            _copy_window(probs, g - start, orders, s, first,
+                         min(win_len[a], n_free[s] - first), cand_win[a])
+
+
+@twin
+def settle_blocks(next_double, addresses, rule, samples, t, k, orders, n_free, x, draft, fresh,
+                  log_prob, W, u_stop, fstate, istate, cand_target, cand_win, full_win, tol,
+                  mode, fixed, row_cost, k_state, mean, cuts, at_risk, progress, tau_out, err):
+    """Decide each slot's kept length ``tau``, draw the residual, install the next draft.
+
+    Also updates the sample's block size, and draws the last free position
+    directly when only one remains and the draft is fresh (no round needed).
+    """
+    q = draft.shape[2]
+    for a in prange(samples.shape[0]):
+        s = samples[a]
+        state = addresses[s]
+        kk = k[a]
+        accept = istate[a, ACCEPT]
+        if accept < 0:                            # row k was not asked (or never reached)
+            if istate[a, DEAD] or err[a, 0] != 0:
+                accept = 0
+            elif rule == BLOCK:
+                accept = 1 if u_stop[a, kk] < math.exp(fstate[a, LOG_PI]) else 0
+            else:
+                accept = 1
+        tau = kk if accept == 1 else istate[a, CAND]
+        for i in range(tau):
+            x[s, orders[s, t[a] + i]] = W[a, i]
+        if tau < kk:
+            b = orders[s, t[a] + tau]
+            scale = math.exp(fstate[a, CAND_LOG_PI]) if rule == BLOCK else 1.0
+            weights = np.empty(q)
+            total = 0.0
+            for y in range(q):
+                d = scale * cand_target[a, y] - draft[s, b, y]
+                weights[y] = d if d > 0.0 else 0.0
+                total += weights[y]
+            if total <= TINY:                     # that branch has ~0 probability
+                for y in range(q):
+                    weights[y] = cand_target[a, y]
+            y = draw_categorical(weights, next_double(state))
+            x[s, b] = y
+            log_prob[s] += fstate[a, CAND_LOGP] + math.log(cand_target[a, y])
+            new_t = t[a] + tau + 1
+            window_row = istate[a, CAND_ROW]
+            fresh[s] = False
+        else:
+            log_prob[s] += fstate[a, LOGP]
+            new_t = t[a] + kk
+            window_row = istate[a, FULL_ROW]
+            fresh[s] = window_row >= 0
+        tau_out[a] = tau
+        progress[s] = new_t
+        update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, tau)
+        remaining = n_free[s] - new_t
+        if remaining <= 0 or window_row < 0:
+            continue
+        # Install the next block's draft: the window of the row the block ended on.
+        k_next = fixed if mode == FIXED else k_state[s]
+        k_next = max(1, min(k_next, remaining))
+        window = full_win[a] if tau == kk else cand_win[a]
+        for j in range(k_next):
+            total, code = check_marginal(window[j], tol)
+            if code != 0:
+                err[a, 0], err[a, 1], err[a, 2] = code, window_row, orders[s, new_t + j]
+                break
+            b = orders[s, new_t + j]
+            for y in range(q):
+                draft[s, b, y] = window[j, y] / total
+        if fresh[s] and remaining == 1 and err[a, 0] == 0:
+            b = orders[s, new_t]
+            y = draw_categorical(draft[s, b], next_double(state))
+            x[s, b] = y
+            log_prob[s] += math.log(draft[s, b, y])
+            progress[s] = new_t + 1
+
+
+@twin
+def find_invalid_rows(contexts, probs, tol, position, code):
+    """Per row, the first free position whose marginal is not a distribution (code 0: valid)."""
+    for r in prange(contexts.shape[0]):
+        for i in range(contexts.shape[1]):
+            if contexts[r, i] >= 0:
+                continue
+            _, c = check_marginal(probs[r, i], tol)
+            if c != 0:
+                position[r] = i
+                code[r] = c
+                break

@@ -1,11 +1,11 @@
 """Diffusion pipeline: denoiser oracle, Gaussian chains, autospeculation.
 
-:class:`DiffusionModel` wraps a denoiser; :func:`sample_diffusion` is what
-:func:`fastspec.sample` calls for it; the numba kernels live in
+:class:`DiffusionModel` wraps a denoiser; the batched samplers live in
+:mod:`fastspec.diffusion.sampler` (sequential, token, block) and
+:mod:`fastspec.diffusion.srs`, their numba kernels in
 :mod:`fastspec.diffusion.kernels`.
 """
 
-from .model import DiffusionModel
-from .sampling import sample_diffusion
+from .oracle import DiffusionModel
 
-__all__ = ["DiffusionModel", "sample_diffusion"]
+__all__ = ["DiffusionModel"]

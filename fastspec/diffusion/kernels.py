@@ -1,124 +1,42 @@
-"""Numba kernels of the diffusion samplers (DESIGN.md sections 3-4).
+"""Numba kernels of the batched diffusion sampler (docs/ALGORITHMS.md, "Diffusion models").
 
-All randomness is drawn by the caller from the sample's own
-``numpy.random.Generator`` and passed in as arrays, so a kernel's output is a
-function of its inputs alone, whatever the number of threads.
+Every kernel loops over *slots* (the unfinished samples of a round; ``samples[a]``
+is the sample in slot ``a``) or over request rows with ``prange``; each iteration
+writes only its own outputs and draws only from its own sample's stream
+(:mod:`fastspec._seeds`), so serial and parallel twins agree bit for bit.
 
-Noise units: a draft step ``W_{i+1} = a_i W_i + b_i D_draft + c_i zeta_i``
-has ``zeta_i ~ N(0, I)`` under the draft q_i; under the target p_i
-(denoiser evaluated at ``W_i``) the same ``zeta_i`` is ``N(Delta_i, I)`` with
-``Delta_i = b_i (D(W_i) - D_draft) / c_i``, so
-``log p_i / q_i = <zeta_i, Delta_i> - |Delta_i|**2 / 2``.
+One block of sample ``s`` at chain step ``j`` from state ``y``: the draft runs
+``k`` steps with the denoiser frozen at ``D_draft``,
+``W_0 = y``, ``W_{i+1} = a_i W_i + b_i D_draft + c_i xi_i`` (coefficients of
+steps ``j + i``), ``xi_i ~ N(0, I)``. Row ``i`` of the request is the state
+``W_i`` at step ``j + i``: ``z = W_i / s_{j+i}``, ``sigma_{j+i}``. Under the target
+the same ``xi_i`` is ``N(Delta_i, I)`` with ``Delta_i = b_i (D(W_i) - D_draft) / c_i``,
+so ``log p_i / q_i = <xi_i, Delta_i> - |Delta_i|**2 / 2`` (noise units). Row 0
+is not asked when the draft is fresh (``D_draft = D(y)``), nor row ``k`` when the
+block ends the chain (``y_N`` is never denoised).
 """
 
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-#: Verification rules understood by :func:`decide`.
-UNVERIFIED = 0  # accept every draft position (wrong on purpose: the tests' negative control)
-TOKEN = 1       # per-position min(1, rho_i), reflection at the first rejection
-BLOCK = 2       # prefix-optimal sequence-level rule with backward stop decisions
+from .._jit import kernel, twin
+from .._rules import BLOCK, TINY, TOKEN, stop_probability
+from .._seeds import fill_normals
+from .._sizer import update as update_block_size
 
 _SQRT2 = math.sqrt(2.0)
 
-#: Uniform tuples handed to one call of :func:`residual_t`. Each try accepts
-#: with probability >= ~0.1 (measured on a grid of d, log_pi), so running out
-#: (and asking the caller for more) is rare.
-RESIDUAL_TRIES = 32
+# Columns of the per-slot streaming state (fstate: float64, istate: int64).
+LOG_PI, CAND_LOG_PI = 0, 1
+DEAD, CAND, CAND_ROW, ACCEPT, FULL_ROW = 0, 1, 2, 3, 4
+N_FSTATE, N_ISTATE = 2, 5
 
 
-@njit(cache=True)
-def draft_states(y0, d_draft, a, b, c, xi):
-    """Frozen-denoiser draft: ``W_{i+1} = a_i W_i + b_i d_draft + c_i xi_i``.
-
-    Parameters
-    ----------
-    y0 : ndarray (d,)
-        The current state ``W_0``.
-    d_draft : ndarray (d,)
-        The frozen denoiser value.
-    a, b, c : ndarray (k,)
-        Chain coefficients of the k steps.
-    xi : ndarray (k, d)
-        Standard normal noise.
-
-    Returns
-    -------
-    ndarray (k + 1, d)
-        ``W_0 .. W_k``.
-    """
-    k, d = xi.shape
-    w = np.empty((k + 1, d))
-    w[0] = y0
-    for i in range(k):
-        for t in range(d):
-            w[i + 1, t] = a[i] * w[i, t] + b[i] * d_draft[t] + c[i] * xi[i, t]
-    return w
-
-
-#: Below this many entries (k * d) :func:`log_ratios` runs serially: a
-#: parallel launch costs ~10 us on an idle machine and up to ~1 ms when the
-#: cores are shared, far more than the few microseconds of a small block.
-PARALLEL_MIN_WORK = 1 << 16
-
-
-def log_ratios(w, d_vals, d_draft, a, b, c):
-    """Per-step log p_i/q_i and |Delta_i| (see :func:`_log_ratios`); parallel if wide."""
-    if d_vals.shape[0] * d_vals.shape[1] >= PARALLEL_MIN_WORK:
-        return _log_ratios_parallel(w, d_vals, d_draft, a, b, c)
-    return _log_ratios_serial(w, d_vals, d_draft, a, b, c)
-
-
-def _log_ratios(w, d_vals, d_draft, a, b, c):
-    """Per-step log p_i/q_i and |Delta_i| along a path, for its draft.
-
-    Parameters
-    ----------
-    w : ndarray (k + 1, d)
-        Path ``W_0 .. W_k``.
-    d_vals : ndarray (k, d)
-        Denoiser values ``D(W_i / s_i, sigma_i)`` at ``W_0 .. W_{k-1}``.
-    d_draft : ndarray (d,)
-        The draft's frozen denoiser value.
-    a, b, c : ndarray (k,)
-        Chain coefficients (``c > 0``).
-
-    Returns
-    -------
-    log_rho : ndarray (k,)
-        ``<zeta_i, Delta_i> - |Delta_i|**2 / 2`` with
-        ``zeta_i = (W_{i+1} - a_i W_i - b_i d_draft) / c_i``.
-    delta_norm : ndarray (k,)
-        ``|Delta_i|``.
-    """
-    k = d_vals.shape[0]
-    dim = w.shape[1]
-    log_rho = np.empty(k)
-    delta_norm = np.empty(k)
-    for i in prange(k):  # steps are independent: each writes its own entries
-        dot = 0.0
-        sq = 0.0
-        inv_c = 1.0 / c[i]
-        for t in range(dim):
-            zeta = (w[i + 1, t] - a[i] * w[i, t] - b[i] * d_draft[t]) * inv_c
-            delta = b[i] * (d_vals[i, t] - d_draft[t]) * inv_c
-            dot += zeta * delta
-            sq += delta * delta
-        log_rho[i] = dot - 0.5 * sq
-        delta_norm[i] = math.sqrt(sq)
-    return log_rho, delta_norm
-
-
-# One body compiled twice (as umap does): serial for narrow blocks, prange over steps for wide.
-_log_ratios_serial = njit(cache=True)(_log_ratios)
-_log_ratios_parallel = njit(cache=True, parallel=True)(_log_ratios)
-
-
-@njit(cache=True)
+@kernel
 def residual_mass(d, log_pi):
-    """``R = int (pi * phi(t - d) - phi(t))_+ dt`` (Gaussian residual mass).
+    """``R = int (pi phi(t - d) - phi(t))_+ dt`` (Gaussian residual mass).
 
     With ``t* = (d**2 / 2 - log pi) / d``: ``R = pi Phi(d - t*) - Phi(-t*)``;
     ``R = 0`` when ``d = 0``.
@@ -131,122 +49,65 @@ def residual_mass(d, log_pi):
     return max(r, 0.0)
 
 
-@njit(cache=True)
-def decide(rule, log_rho, delta_norm, u):
-    """Number of draft positions kept, for one block.
+@kernel
+def residual_try(d, log_pi, u0, u1, u2, u3):
+    """One try at ``t`` with density proportional to ``(pi phi(t - d) - phi(t))_+``.
 
-    Parameters
-    ----------
-    rule : int
-        :data:`TOKEN`, :data:`BLOCK` or :data:`UNVERIFIED`.
-    log_rho, delta_norm : ndarray (k,)
-        From :func:`log_ratios`.
-    u : ndarray (k + 1,)
-        Independent uniforms on [0, 1): one per decision.
-
-    Returns
-    -------
-    tau : int
-        Draft states ``W_1 .. W_tau`` are kept (``0 <= tau <= k``); when
-        ``tau < k`` position ``tau + 1`` is drawn from the rule's residual.
-    log_pi : float
-        ``log pi_tau`` (block rule; 0 otherwise), the residual's weight.
-
-    Notes
-    -----
-    Block rule: ``pi_0 = 1``, ``pi_i = min(1, pi_{i-1} rho_i)``; accept all
-    with probability ``pi_k``, else for ``i = k-1 .. 0`` stop at ``i`` with
-    probability ``h_i = R_i / (R_i + 1 - pi_i)`` (1 when the denominator is
-    0), each decision with its own uniform.
-    """
-    k = log_rho.shape[0]
-    if rule == UNVERIFIED:
-        return k, 0.0
-    if rule == TOKEN:
-        for i in range(k):
-            if not u[i] < math.exp(min(0.0, log_rho[i])):
-                return i, 0.0
-        return k, 0.0
-    log_pi = np.empty(k + 1)
-    log_pi[0] = 0.0
-    for i in range(k):
-        log_pi[i + 1] = min(0.0, log_pi[i] + log_rho[i])
-    if u[k] < math.exp(log_pi[k]):
-        return k, log_pi[k]
-    for i in range(k - 1, -1, -1):
-        r = residual_mass(delta_norm[i], log_pi[i])
-        den = r - math.expm1(log_pi[i])
-        h = 1.0 if den <= 0.0 else r / den
-        if u[i] < h:
-            return i, log_pi[i]
-    return 0, 0.0  # not reached: h_0 = 1 because pi_0 = 1
-
-
-@njit(cache=True)
-def residual_t(d, log_pi, u):
-    """Draw ``t`` with density proportional to ``(pi phi(t - d) - phi(t))_+``.
-
-    The support is ``t > t* = (d**2 / 2 - log pi) / d``. Write
-    ``t = t* + s``, ``m = t* - d``; the density of ``s > 0`` is
-    ``phi(m + s) (1 - exp(-d s))``. Two exact rejection samplers:
+    The support is ``t > t* = (d**2 / 2 - log pi) / d``. Write ``t = t* + s``,
+    ``m = t* - d``; the density of ``s > 0`` is ``phi(m + s) (1 - exp(-d s))``.
+    Two exact rejection samplers, each accepting a try with probability above
+    about 0.1 on a grid of ``(d, log pi)``:
 
     * ``d >= max(m, 1)``: ``s`` from the normal tail beyond ``m`` (plain
-      rejection if ``m < 0.5``, else Robert's exponential proposal), kept
-      with probability ``1 - exp(-d s)``;
+      rejection if ``m < 0.5``, else Robert's exponential proposal), kept with
+      probability ``1 - exp(-d s)``;
     * otherwise (small ``d``, where ``1 - exp(-d s) ~ d s``): ``s`` from
       ``Gamma(2, lam)``, kept with probability ``exp(-(s - (lam - m))**2 / 2)``
       and then ``(1 - exp(-d s)) / (d s)``.
 
-    Parameters
-    ----------
-    d : float
-        ``|Delta| > 0``.
-    log_pi : float
-        ``log pi <= 0``.
-    u : ndarray (n, 4)
-        Uniforms on [0, 1); one row per try.
-
-    Returns
-    -------
-    t : float
-    ok : bool
-        False if every try was rejected (draw again with fresh uniforms).
+    Returns ``(t, ok)``; ``ok`` False: rejected, try again with fresh uniforms.
     """
     t_star = (0.5 * d * d - log_pi) / d
     m = t_star - d
-    n = u.shape[0]
     if d >= max(m, 1.0):
-        lam = 0.5 * (m + math.sqrt(m * m + 4.0))
-        for j in range(n):
-            if m < 0.5:
-                # Box-Muller normal, kept if beyond m
-                z = math.sqrt(-2.0 * math.log1p(-u[j, 0])) * math.cos(2.0 * math.pi * u[j, 1])
-                if z <= m:
-                    continue
-                s = z - m
-            else:
-                s = -math.log1p(-u[j, 0]) / lam
-                x = m + s - lam
-                if not u[j, 1] < math.exp(-0.5 * x * x):
-                    continue
-            if u[j, 2] < -math.expm1(-d * s):
-                return t_star + s, True
+        if m < 0.5:
+            # Box-Muller normal, kept if beyond m
+            z = math.sqrt(-2.0 * math.log1p(-u0)) * math.cos(2.0 * math.pi * u1)
+            if z <= m:
+                return 0.0, False
+            s = z - m
+        else:
+            lam = 0.5 * (m + math.sqrt(m * m + 4.0))
+            s = -math.log1p(-u0) / lam
+            x = m + s - lam
+            if not u1 < math.exp(-0.5 * x * x):
+                return 0.0, False
+        if u2 < -math.expm1(-d * s):
+            return t_star + s, True
         return 0.0, False
     lam = 0.5 * (m + math.sqrt(m * m + 8.0))
-    shift = lam - m
-    for j in range(n):
-        s = (-math.log1p(-u[j, 0]) - math.log1p(-u[j, 1])) / lam
-        x = s - shift
-        if not u[j, 2] < math.exp(-0.5 * x * x):
-            continue
-        ds = d * s
-        keep = 1.0 if ds <= 0.0 else -math.expm1(-ds) / ds
-        if u[j, 3] < keep:
-            return t_star + s, True
+    s = (-math.log1p(-u0) - math.log1p(-u1)) / lam
+    x = s - (lam - m)
+    if not u2 < math.exp(-0.5 * x * x):
+        return 0.0, False
+    ds = d * s
+    keep = 1.0 if ds <= 0.0 else -math.expm1(-ds) / ds
+    if u3 < keep:
+        return t_star + s, True
     return 0.0, False
 
 
-@njit(cache=True)
+@kernel
+def residual_t(d, log_pi, u):
+    """:func:`residual_try` over the rows of a uniform table ``u`` (n, 4); ``(t, ok)``."""
+    for j in range(u.shape[0]):
+        t, ok = residual_try(d, log_pi, u[j, 0], u[j, 1], u[j, 2], u[j, 3])
+        if ok:
+            return t, True
+    return 0.0, False
+
+
+@kernel
 def set_along(v, delta, reflect, t):
     """Replace the component of ``v`` along ``e = delta / |delta|``.
 
@@ -271,3 +132,189 @@ def set_along(v, delta, reflect, t):
     for i in range(dim):
         out[i] += scale * delta[i]
     return out
+
+
+@twin
+def initial_states(next_double, addresses, init_scale, y):
+    """``y_0 ~ N(0, init_scale**2 I)`` for every sample (its stream's first draws)."""
+    for s in prange(y.shape[0]):
+        fill_normals(next_double, addresses[s], y[s])
+        for t in range(y.shape[1]):
+            y[s, t] *= init_scale
+
+
+@twin
+def draft_blocks(next_double, addresses, samples, j, k, fresh, y, d_draft, a, b, c,
+                 W, xi, u_stop, fstate, istate, cand_D):
+    """Draft each slot's block with the frozen denoiser, draw its stop uniforms, reset state."""
+    dim = y.shape[1]
+    for slot in prange(samples.shape[0]):
+        s = samples[slot]
+        state = addresses[s]
+        W[slot, 0, :] = y[s, :]
+        for i in range(k[slot]):
+            fill_normals(next_double, state, xi[slot, i])
+            step = j[slot] + i
+            for t in range(dim):
+                W[slot, i + 1, t] = (a[step] * W[slot, i, t] + b[step] * d_draft[s, t]
+                                     + c[step] * xi[slot, i, t])
+        for i in range(k[slot] + 1):
+            u_stop[slot, i] = next_double(state)
+        fstate[slot, :] = 0.0
+        istate[slot, DEAD] = 0
+        istate[slot, CAND] = 0
+        istate[slot, CAND_ROW] = -1
+        istate[slot, ACCEPT] = -1
+        istate[slot, FULL_ROW] = -1
+        cand_D[slot, :] = d_draft[s, :]   # fresh: row 0's denoiser value is the draft's
+
+
+@twin
+def fill_states(samples, j, W, first_row, row_start, row_slot, start, s_scale, sigma,
+                z_out, sigma_out):
+    """Rows ``start ..`` of the request: ``z = W_i / s_{j+i}`` and ``sigma_{j+i}``."""
+    for r in prange(z_out.shape[0]):
+        g = start + np.int64(r)  # (a parallel loop index is unsigned: keep integer arithmetic)
+        slot = row_slot[g]
+        i = g - row_start[slot] + first_row[slot]
+        step = j[slot] + i
+        for t in range(z_out.shape[1]):
+            z_out[r, t] = W[slot, i, t] / s_scale[step]
+        sigma_out[r] = sigma[step]
+
+
+@twin
+def verify_rows(rule, den, start, stop, slot_lo, slot_hi, samples, j, k, first_row, row_start,
+                d_draft, b, c, xi, u_stop, fstate, istate, cand_D, full_D, err):
+    """Read the denoiser rows ``start .. stop - 1`` of slots ``slot_lo .. slot_hi - 1``, in order.
+
+    Keeps, per slot, the running log pi (block rule), the latest stop candidate
+    and its denoiser value (the next draft if the block is cut there) and
+    whether the whole block is kept. Rows after the first rejection (token) are
+    never used, so they are not read. A non-finite row that is used sets
+    ``err[slot] = (row, chain step)`` and stops the slot.
+    """
+    dim = den.shape[1]
+    for slot in prange(slot_lo, slot_hi):
+        s = samples[slot]
+        r0 = max(start, row_start[slot])
+        r1 = min(stop, row_start[slot + 1])
+        for g in range(r0, r1):
+            if istate[slot, DEAD]:
+                break
+            row = g - start
+            i = g - row_start[slot] + first_row[slot]
+            finite = True
+            for t in range(dim):
+                if not math.isfinite(den[row, t]):
+                    finite = False
+            if not finite:
+                err[slot, 0], err[slot, 1], err[slot, 2] = 1, g, j[slot] + i
+                istate[slot, DEAD] = 1
+                break
+            if i < k[slot]:
+                step = j[slot] + i
+                scale = b[step] / c[step]
+                dot = 0.0
+                sq = 0.0
+                for t in range(dim):
+                    delta = scale * (den[row, t] - d_draft[s, t])
+                    dot += xi[slot, i, t] * delta
+                    sq += delta * delta
+                log_rho = dot - 0.5 * sq
+                candidate = False
+                if rule == BLOCK:
+                    log_pi = fstate[slot, LOG_PI]
+                    h = stop_probability(residual_mass(math.sqrt(sq), log_pi), log_pi)
+                    candidate = u_stop[slot, i] < h
+                    if candidate:
+                        fstate[slot, CAND_LOG_PI] = log_pi
+                    fstate[slot, LOG_PI] = min(0.0, log_pi + log_rho)
+                elif rule == TOKEN:
+                    candidate = not u_stop[slot, i] < math.exp(min(0.0, log_rho))
+                if candidate:
+                    istate[slot, CAND] = i
+                    istate[slot, CAND_ROW] = g
+                    for t in range(dim):
+                        cand_D[slot, t] = den[row, t]
+                    if rule == TOKEN:
+                        istate[slot, DEAD] = 1    # rows after the first rejection are unused
+            else:                                 # row k: kept whole?
+                keep = rule != BLOCK or u_stop[slot, k[slot]] < math.exp(fstate[slot, LOG_PI])
+                istate[slot, ACCEPT] = 1 if keep else 0
+                if keep:
+                    istate[slot, FULL_ROW] = g
+                    for t in range(dim):
+                        full_D[slot, t] = den[row, t]
+
+
+@twin
+def settle_blocks(next_double, addresses, rule, samples, j, k, n_steps, y, d_draft, fresh,
+                  a, b, c, W, xi, u_stop, fstate, istate, cand_D, full_D,
+                  mode, fixed, row_cost, k_state, mean, cuts, at_risk, progress, tau_out):
+    """Decide each slot's kept length ``tau``, draw the residual step, install the next draft.
+
+    Also updates the sample's block size, and takes the last step directly when
+    only one remains and the draft is fresh (no round needed).
+    """
+    dim = y.shape[1]
+    for slot in prange(samples.shape[0]):
+        s = samples[slot]
+        state = addresses[s]
+        kk = k[slot]
+        accept = istate[slot, ACCEPT]
+        if accept < 0:                            # row k was not asked (or never reached)
+            if istate[slot, DEAD]:
+                accept = 0
+            elif rule == BLOCK:
+                accept = 1 if u_stop[slot, kk] < math.exp(fstate[slot, LOG_PI]) else 0
+            else:
+                accept = 1
+        tau = kk if accept == 1 else istate[slot, CAND]
+        if tau == kk:
+            y[s, :] = W[slot, kk, :]
+            if istate[slot, FULL_ROW] >= 0:
+                d_draft[s, :] = full_D[slot, :]
+                fresh[s] = True
+            else:
+                fresh[s] = False
+            new_j = j[slot] + kk
+        else:
+            step = j[slot] + tau
+            scale = b[step] / c[step]
+            delta = np.empty(dim)
+            sq = 0.0
+            for t in range(dim):
+                delta[t] = scale * (cand_D[slot, t] - d_draft[s, t])
+                sq += delta[t] * delta[t]
+            if rule == TOKEN:
+                noise = set_along(xi[slot, tau], delta, True, 0.0)
+            else:
+                noise = np.empty(dim)
+                fill_normals(next_double, state, noise)
+                d = math.sqrt(sq)
+                log_pi = fstate[slot, CAND_LOG_PI]
+                if d == 0.0 or residual_mass(d, log_pi) <= TINY:
+                    for t in range(dim):          # that branch has ~0 probability: draw from p
+                        noise[t] += delta[t]
+                else:
+                    while True:
+                        tt, ok = residual_try(d, log_pi, next_double(state), next_double(state),
+                                              next_double(state), next_double(state))
+                        if ok:
+                            break
+                    noise = set_along(noise, delta, False, tt)
+            for t in range(dim):
+                y[s, t] = a[step] * W[slot, tau, t] + b[step] * d_draft[s, t] + c[step] * noise[t]
+                d_draft[s, t] = cand_D[slot, t]   # the denoiser at the last kept state: stale
+            fresh[s] = False
+            new_j = j[slot] + tau + 1
+        tau_out[slot] = tau
+        progress[s] = new_j
+        update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, tau)
+        if fresh[s] and n_steps - new_j == 1:     # the last step needs no round
+            noise = np.empty(dim)
+            fill_normals(next_double, state, noise)
+            for t in range(dim):
+                y[s, t] = a[new_j] * y[s, t] + b[new_j] * d_draft[s, t] + c[new_j] * noise[t]
+            progress[s] = n_steps

@@ -1,8 +1,9 @@
 """Reference any-order AR models with exact, numba-compiled marginal oracles.
 
-Each oracle is a ``prange`` loop over contexts (a serial loop below
-``PARALLEL_MIN_ELEMENTS``, where threads cost more than they save); each context writes its own
-rows, so answers do not depend on the thread count. A context of probability
+Each oracle is a ``prange`` loop over contexts, compiled as serial and parallel
+twins (:mod:`fastspec._jit`); a call runs the parallel twin when its answer
+has at least ``PARALLEL_MIN_WORK`` elements. Each context writes its own rows,
+so answers do not depend on the thread count. A context of probability
 zero (possible for drafts) gets uniform rows: any valid answer is fine there,
 since the verification never keeps a draft past a zero-probability position.
 """
@@ -11,10 +12,10 @@ import math
 import numbers
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from ..ar.kernels import PARALLEL_MIN_ELEMENTS
-from ..ar.model import ARModel
+from .._jit import kernel, twin, use_parallel
+from ..ar.oracle import ARModel
 
 
 def _as_prob_array(name, value, ndim, normalise_axis=-1, allow_scale=False):
@@ -40,7 +41,7 @@ def _as_prob_array(name, value, ndim, normalise_axis=-1, allow_scale=False):
 
 # -- Markov chain: forward-backward with evidence -------------------------------------
 
-@njit(cache=True)
+@kernel
 def _markov_marginals_row(contexts, r, out, transition, initial):
     K, n = contexts.shape
     q = initial.shape[0]
@@ -81,26 +82,19 @@ def _markov_marginals_row(contexts, r, out, transition, initial):
         out[r, :, :] = 1.0 / q
 
 
-@njit(cache=True)
-def _markov_marginals_serial(contexts, out, transition, initial):
-    for r in range(contexts.shape[0]):
-        _markov_marginals_row(contexts, r, out, transition, initial)
-
-
-@njit(parallel=True, cache=True)
-def _markov_marginals_parallel(contexts, out, transition, initial):
+@twin
+def _markov_marginals_all(contexts, out, transition, initial):
     for r in prange(contexts.shape[0]):
         _markov_marginals_row(contexts, r, out, transition, initial)
 
 
 def _markov_marginals(contexts, transition, initial):
     out = np.empty((contexts.shape[0], contexts.shape[1], initial.shape[0]))
-    run = _markov_marginals_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _markov_marginals_serial
-    run(contexts, out, transition, initial)
+    _markov_marginals_all(use_parallel(out.size), contexts, out, transition, initial)
     return out
 
 
-@njit(cache=True)
+@kernel
 def _normalise(v):
     s = 0.0
     for j in range(v.shape[0]):
@@ -154,7 +148,7 @@ class MarkovChain(ARModel):
 
 # -- Mixture of product distributions ---------------------------------------------------
 
-@njit(cache=True)
+@kernel
 def _mixture_marginals_row(contexts, r, out, log_weights, probs, log_probs):
     K, n = contexts.shape
     C, _, q = probs.shape
@@ -183,22 +177,15 @@ def _mixture_marginals_row(contexts, r, out, log_weights, probs, log_probs):
                 out[r, i, y] += w * probs[c, i, y]
 
 
-@njit(cache=True)
-def _mixture_marginals_serial(contexts, out, log_weights, probs, log_probs):
-    for r in range(contexts.shape[0]):
-        _mixture_marginals_row(contexts, r, out, log_weights, probs, log_probs)
-
-
-@njit(parallel=True, cache=True)
-def _mixture_marginals_parallel(contexts, out, log_weights, probs, log_probs):
+@twin
+def _mixture_marginals_all(contexts, out, log_weights, probs, log_probs):
     for r in prange(contexts.shape[0]):
         _mixture_marginals_row(contexts, r, out, log_weights, probs, log_probs)
 
 
 def _mixture_marginals(contexts, log_weights, probs, log_probs):
     out = np.empty((contexts.shape[0], contexts.shape[1], probs.shape[2]))
-    run = _mixture_marginals_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _mixture_marginals_serial
-    run(contexts, out, log_weights, probs, log_probs)
+    _mixture_marginals_all(use_parallel(out.size), contexts, out, log_weights, probs, log_probs)
     return out
 
 
@@ -248,7 +235,7 @@ class MixtureOfProducts(ARModel):
 
 # -- Curie-Weiss (mean-field Ising) ----------------------------------------------------
 
-@njit(cache=True)
+@kernel
 def _curie_weiss_marginals_row(contexts, r, out, J, h):
     K, n = contexts.shape
     m = 0
@@ -287,22 +274,15 @@ def _curie_weiss_marginals_row(contexts, r, out, J, h):
             out[r, j, 1] = v
 
 
-@njit(cache=True)
-def _curie_weiss_marginals_serial(contexts, out, J, h):
-    for r in range(contexts.shape[0]):
-        _curie_weiss_marginals_row(contexts, r, out, J, h)
-
-
-@njit(parallel=True, cache=True)
-def _curie_weiss_marginals_parallel(contexts, out, J, h):
+@twin
+def _curie_weiss_marginals_all(contexts, out, J, h):
     for r in prange(contexts.shape[0]):
         _curie_weiss_marginals_row(contexts, r, out, J, h)
 
 
 def _curie_weiss_marginals(contexts, J, h):
     out = np.empty((contexts.shape[0], contexts.shape[1], 2))
-    run = _curie_weiss_marginals_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _curie_weiss_marginals_serial
-    run(contexts, out, J, h)
+    _curie_weiss_marginals_all(use_parallel(out.size), contexts, out, J, h)
     return out
 
 
@@ -348,7 +328,7 @@ class CurieWeiss(ARModel):
 
 # -- Explicit joint table ---------------------------------------------------------------
 
-@njit(cache=True)
+@kernel
 def _table_marginals_row(contexts, r, out, configs, joint, q):
     n = contexts.shape[1]
     out[r, :, :] = 0.0
@@ -376,22 +356,15 @@ def _table_marginals_row(contexts, r, out, configs, joint, q):
         out[r, :, :] = 1.0 / q
 
 
-@njit(cache=True)
-def _table_marginals_serial(contexts, out, configs, joint, q):
-    for r in range(contexts.shape[0]):
-        _table_marginals_row(contexts, r, out, configs, joint, q)
-
-
-@njit(parallel=True, cache=True)
-def _table_marginals_parallel(contexts, out, configs, joint, q):
+@twin
+def _table_marginals_all(contexts, out, configs, joint, q):
     for r in prange(contexts.shape[0]):
         _table_marginals_row(contexts, r, out, configs, joint, q)
 
 
 def _table_marginals(contexts, configs, joint, q):
     out = np.empty((contexts.shape[0], contexts.shape[1], q))
-    run = _table_marginals_parallel if out.size >= PARALLEL_MIN_ELEMENTS else _table_marginals_serial
-    run(contexts, out, configs, joint, q)
+    _table_marginals_all(use_parallel(out.size), contexts, out, configs, joint, q)
     return out
 
 

@@ -1,4 +1,4 @@
-"""Reference diffusion models with exact denoisers (numba, ``prange`` over rows).
+"""Reference diffusion models with exact denoisers (numba twins, ``prange`` over rows).
 
 * :class:`PointCloud` -- finitely many points (bounded support);
 * :class:`GaussianMixture` -- isotropic Gaussian components;
@@ -10,14 +10,16 @@
 import math
 
 import numpy as np
-from numba import njit, prange
+from numba import prange
 
-from ..diffusion.model import DiffusionModel
+from .._jit import twin, use_parallel
+
+from ..diffusion.oracle import DiffusionModel
 
 __all__ = ["PointCloud", "GaussianMixture", "Gaussian"]
 
 
-@njit(cache=True, parallel=True)
+@twin
 def _mixture_denoise(z, sigma, means, variances, log_weights):
     """Posterior mean of ``x ~ sum_m w_m N(mu_m, v_m I)`` given ``x + sigma eps = z``.
 
@@ -53,7 +55,7 @@ def _mixture_denoise(z, sigma, means, variances, log_weights):
     return out
 
 
-@njit(cache=True, parallel=True)
+@twin
 def _gaussian_denoise(z, sigma, mean, var):
     """``mean + var / (var + sigma**2) (z - mean)`` row by row (diagonal Gaussian)."""
     n_rows, dim = z.shape
@@ -105,7 +107,8 @@ class _MixtureBase(DiffusionModel):
 
     def _denoise(self, z, sigma):
         z, sigma = _check_args(z, sigma, self.dim)
-        return _mixture_denoise(z, sigma, self.means, self.variances, self._log_weights)
+        return _mixture_denoise(use_parallel(z.size * self.means.shape[0]), z, sigma, self.means,
+                                self.variances, self._log_weights)
 
 
 class PointCloud(_MixtureBase):
@@ -195,7 +198,7 @@ class Gaussian(DiffusionModel):
 
     def _denoise(self, z, sigma):
         z, sigma = _check_args(z, sigma, self.dim)
-        return _gaussian_denoise(z, sigma, self.mean, self._var)
+        return _gaussian_denoise(use_parallel(z.size), z, sigma, self.mean, self._var)
 
     def __repr__(self):
         return f"Gaussian(dim={self.dim})"

@@ -14,8 +14,8 @@ float64 probabilities / denoised states.
 
 import numpy as np
 
-from ..ar.model import ARModel
-from ..diffusion.model import DiffusionModel
+from ..ar.oracle import ARModel
+from ..diffusion.oracle import DiffusionModel
 
 
 def _weights(rng, fan_in, fan_out, scale=1.0):
@@ -114,7 +114,7 @@ class NeuralAR(ARModel):
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         p /= p.sum(axis=1, keepdims=True)
-        return p.transpose(0, 2, 1)
+        return np.ascontiguousarray(p.transpose(0, 2, 1))
 
 
 class NeuralDenoiser(DiffusionModel):

@@ -6,8 +6,19 @@ import numpy as np
 import pytest
 
 import fastspec
-from fastspec._blocksize import BlockSizer
+from fastspec._sizer import BlockSizer, update
 from fastspec.models import CurieWeiss
+
+ONE = np.zeros(1, dtype=np.int64)   # the sizer's only sample
+
+
+def _propose(sizer, remaining=10 ** 9):
+    return int(sizer.propose(ONE, np.array([remaining]))[0])
+
+
+def _update(sizer, k, accepted):
+    sizer.reserve(np.array([k]))
+    update(*sizer.arrays(), 0, k, accepted)
 
 
 def _run(sizer, p_cut, rounds, seed=0):
@@ -15,43 +26,57 @@ def _run(sizer, p_cut, rounds, seed=0):
     rng = np.random.default_rng(seed)
     ks = []
     for _ in range(rounds):
-        k = sizer.propose(10 ** 9)
+        k = _propose(sizer)
         accepted = min(int(rng.geometric(p_cut)) - 1, k)
-        sizer.update(k, accepted)
+        _update(sizer, k, accepted)
         ks.append(k)
     return np.array(ks)
 
 
-def _optimal_k(p_cut, row_cost, share=1.0):
+def _optimal_k(p_cut, row_cost):
     j = np.arange(1, 5000)
     advance = np.cumsum((1.0 - p_cut) ** np.arange(j.size))   # E[min(A + 1, j)]
-    return int(j[np.argmax(advance / (share + row_cost * j))])
+    return int(j[np.argmax(advance / (1.0 + row_cost * j))])
 
 
 def test_default_rule_starts_at_sqrt_and_doubles_after_a_whole_block():
-    s = BlockSizer("auto", 1000)
-    assert s.propose(1000) == math.ceil(math.sqrt(1000))
-    s.update(32, 32)
-    assert s.propose(1000) == 64
-    s.update(64, 3)                                      # cut: 2.5 x advance 4
-    assert s.propose(1000) == 10
+    s = BlockSizer("auto", [1000])
+    assert _propose(s, 1000) == math.ceil(math.sqrt(1000))
+    _update(s, 32, 32)
+    assert _propose(s, 1000) == 64
+    _update(s, 64, 3)                                    # cut: 2.5 x advance 4
+    assert _propose(s, 1000) == 10
+    assert _propose(s, 7) == 7                           # never more than remains
 
 
 @pytest.mark.parametrize("row_cost, p_cut", [(0.01, 0.03), (0.2, 0.03), (0.2, 0.1), (5.0, 0.1)])
 def test_cost_aware_rule_finds_the_optimal_block(row_cost, p_cut):
-    ks = _run(BlockSizer("auto", 1024, row_cost=row_cost), p_cut, rounds=400)
+    ks = _run(BlockSizer("auto", [1024], row_cost=row_cost), p_cut, rounds=400)
     best = _optimal_k(p_cut, row_cost)
     # the estimate is noisy (older blocks fade), so ask for the right scale
     assert 0.6 * best <= np.median(ks[100:]) <= 1.5 * best + 1, (np.median(ks[100:]), best)
 
 
-def test_cost_aware_rule_grows_at_most_twofold_and_shrinks_with_many_samples():
-    ks = _run(BlockSizer("auto", 10 ** 6, row_cost=1e-4), p_cut=1e-4, rounds=30)
+def test_cost_aware_rule_grows_at_most_twofold_and_shortens_with_dearer_rows():
+    ks = _run(BlockSizer("auto", [10 ** 6], row_cost=1e-4), p_cut=1e-4, rounds=30)
     assert np.all(ks[1:] <= 2 * ks[:-1])
-    # 1000 samples share each round's fixed cost: rows dominate, blocks stay short
-    shared = _run(BlockSizer("auto", 1024, row_cost=0.2, share=1e-3), p_cut=0.1, rounds=200)
-    alone = _run(BlockSizer("auto", 1024, row_cost=0.2, share=1.0), p_cut=0.1, rounds=200)
-    assert np.median(shared[50:]) < np.median(alone[50:])
+    # rows dear against a round's fixed cost (e.g. many samples sharing each call): short blocks
+    dear = _run(BlockSizer("auto", [1024], row_cost=20.0), p_cut=0.1, rounds=200)
+    cheap = _run(BlockSizer("auto", [1024], row_cost=0.2), p_cut=0.1, rounds=200)
+    assert np.median(dear[50:]) < np.median(cheap[50:])
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(row_cost=0.2), dict(block_size=5)])
+def test_every_rule_bounds_its_next_block(kwargs):
+    # The samplers keep the marginals of the next max_next positions: never fewer
+    # than the rule then proposes.
+    s = BlockSizer(kwargs.get("block_size", "auto"), [4096], row_cost=kwargs.get("row_cost"))
+    rng = np.random.default_rng(1)
+    for _ in range(300):
+        k = _propose(s)
+        bound = int(s.max_next(ONE, np.array([k]))[0])
+        _update(s, k, int(rng.integers(0, k + 1)))
+        assert _propose(s) <= bound
 
 
 def test_row_cost_trades_rounds_for_rows():

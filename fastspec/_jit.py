@@ -1,0 +1,124 @@
+"""How fastspec compiles its numba kernels: caching, serial/parallel twins, one threshold.
+
+Caching policy
+--------------
+* Every kernel is compiled with ``cache=True``: the first process compiles it
+  (seconds per kernel), later processes load it from numba's cache (a fraction
+  of a second). The cache lives in ``__pycache__`` beside the sources when that
+  folder is writable, else in ``$NUMBA_CACHE_DIR`` or the user's cache folder
+  (``~/.cache/numba``). Where none of these is writable (read-only installs in
+  containers or on shared clusters, with ``$HOME`` read-only) numba refuses to
+  decorate a function at import; fastspec then compiles without a cache in
+  every process instead of failing. Set ``NUMBA_CACHE_DIR`` to a writable
+  folder to keep the cache there.
+* Parallel twins (``parallel=True``) are cached too, under their own name
+  (``<kernel>_parallel``). numba keys its cache files by the function's name and
+  its entries by signature, not by compile options, so a serial and a parallel
+  compilation of one body must never share a name: one would load the other's
+  machine code. pynndescent and numbagg keep parallel kernels uncached after
+  crashes; the numba bugs behind those (a different thread count at load time,
+  numba issue 7518, fixed in numba 0.56) are fixed in the numba fastspec
+  requires, and uncached they cost every process about 8 s of compilation
+  before its first large batch (measured: 8.4 s for the AR twins, against 0.3 s
+  to load them). What remains is numba issue 4807: processes that *write* one
+  cache at the same moment can corrupt it. It concerns serial kernels as much;
+  warm the cache once (run one small and one large batch) before starting
+  many processes on a fresh install, or give each its own ``NUMBA_CACHE_DIR``.
+* A call decides once, before its first round, whether it runs the serial or
+  the parallel twins (:func:`use_parallel`), so a compilation never stalls a
+  call half-way.
+
+Parallel regions are entered under one lock: numba's default ``workqueue``
+threading layer aborts the process when two Python threads enter parallel
+regions at once, and fastspec may be called from threads (Dask workers, web
+servers). Serial kernels need no lock.
+"""
+
+import threading
+import types
+
+from numba import njit
+
+#: A call runs the parallel twins when its first round touches at least this
+#: many array elements (rows x row width, see :func:`use_parallel`). Below it a
+#: parallel launch costs more than it saves: about 10 us on an idle machine and up
+#: to a millisecond when the two cores of this machine are contended, against
+#: about 1 ns per element of kernel work.
+PARALLEL_MIN_WORK = 1 << 17
+
+_PARALLEL_LOCK = threading.Lock()
+
+#: False when numba found no writable cache location at import (see module doc).
+CACHE_AVAILABLE = True
+
+
+def _compile(fn, **options):
+    """``njit(cache=True, **options)(fn)``, or uncached where numba cannot cache."""
+    global CACHE_AVAILABLE
+    if CACHE_AVAILABLE:
+        try:
+            return njit(cache=True, **options)(fn)
+        except RuntimeError as exc:  # "cannot cache function ...: no locator available"
+            if "no locator available" not in str(exc):
+                raise
+            CACHE_AVAILABLE = False
+    return njit(**options)(fn)
+
+
+def _renamed(fn, suffix):
+    """A copy of ``fn`` under another qualified name.
+
+    numba names a function's cache files after its qualified name and keys the
+    entries by signature, not by compile options, so the serial and parallel
+    twins of one body would overwrite (or load!) each other's machine code under
+    one name.
+    """
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__ + suffix,
+                              fn.__defaults__, fn.__closure__)
+    copy.__qualname__ = fn.__qualname__ + suffix
+    copy.__module__ = fn.__module__
+    copy.__doc__ = fn.__doc__
+    return copy
+
+
+def kernel(fn=None, **options):
+    """Decorator: a serial, cached numba kernel (``@kernel`` or ``@kernel(inline=...)``)."""
+    if fn is None:
+        return lambda f: _compile(f, **options)
+    return _compile(fn, **options)
+
+
+class Twin:
+    """One kernel body compiled twice: serial (cached) and parallel (``prange`` active).
+
+    The body is written with ``prange`` over independent items (samples, rows),
+    each writing its own outputs, so both twins give bit-identical results;
+    ``tests/test_parallel.py`` checks that for every twin.
+    """
+
+    registry = []
+
+    def __init__(self, fn):
+        self.__wrapped__ = fn
+        self.__name__ = fn.__name__
+        self.__doc__ = fn.__doc__
+        self.serial = _compile(fn)
+        self.parallel = _compile(_renamed(fn, "_parallel"), parallel=True)
+        Twin.registry.append(self)
+
+    def __call__(self, parallel, *args):
+        """Run the parallel twin if ``parallel`` else the serial one."""
+        if parallel:
+            with _PARALLEL_LOCK:
+                return self.parallel(*args)
+        return self.serial(*args)
+
+
+def twin(fn):
+    """Decorator: a :class:`Twin` of ``fn``; call it as ``kernel(parallel, *args)``."""
+    return Twin(fn)
+
+
+def use_parallel(work):
+    """Whether a call whose first round touches ``work`` array elements runs parallel twins."""
+    return work >= PARALLEL_MIN_WORK

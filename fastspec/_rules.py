@@ -1,0 +1,52 @@
+"""Methods and verification rules shared by both pipelines (docs/ALGORITHMS.md).
+
+A speculated block of ``k`` draft positions is verified row by row, in order, as
+the oracle's answers arrive (possibly in several calls of at most ``max_rows``
+rows). Both rules decide the number ``tau`` of draft positions kept from
+per-position ratios ``rho_i = p_i(W_i) / q_i(W_i)`` and, for the block rule,
+residual masses ``R_i``:
+
+* ``TOKEN``: keep ``W_i`` with probability ``min(1, rho_i)``, in order; ``tau`` is
+  the first rejection.
+* ``BLOCK``: ``pi_0 = 1``, ``pi_{i+1} = min(1, pi_i rho_i)``; keep all with
+  probability ``pi_k``, else stop at the largest ``i < k`` whose own uniform falls
+  below ``h_i = R_i / (R_i + 1 - pi_i)``. Deciding "from the end" with one
+  uniform per decision is the same as keeping, while reading rows forward, the
+  latest ``i`` that passed its test: that is what lets the rule stream.
+* ``UNVERIFIED`` keeps every draft: not exact, the tests' negative control.
+"""
+
+import math
+
+from ._jit import kernel
+
+#: Public methods. "auto" resolves to :data:`AUTO_METHOD`.
+METHODS = ("auto", "sequential", "token", "block", "srs")
+
+#: What "auto" runs: "block" had the fewest rounds on every model measured
+#: (docs/BENCHMARKS.md, scaling study).
+AUTO_METHOD = "block"
+
+UNVERIFIED = 0
+TOKEN = 1
+BLOCK = 2
+
+#: Verification rule of each speculative method.
+RULES = {"token": TOKEN, "block": BLOCK}
+
+#: A residual mass below this is an event of probability ~0: draw from the target instead.
+TINY = 1e-300
+
+
+def check_method(method):
+    """Validate ``method`` and resolve "auto"; returns the method that runs."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}; got {method!r}")
+    return AUTO_METHOD if method == "auto" else method
+
+
+@kernel(inline="always")
+def stop_probability(residual, log_pi):
+    """``h = R / (R + 1 - pi)`` of the block rule (1 when the denominator is 0)."""
+    den = residual - math.expm1(log_pi)
+    return 1.0 if den <= 0.0 else residual / den

@@ -1,0 +1,194 @@
+"""``ARModel``: an any-order autoregressive model seen through its marginal oracle."""
+
+import math
+import numbers
+
+import numpy as np
+
+from .._errors import OracleError
+from . import kernels
+
+#: Free-position marginals of a float64 answer must sum to one within this
+#: tolerance; a lower-precision answer gets ``sqrt(eps)`` of its dtype (3.5e-4
+#: for float32), the tolerance ``numpy.random.Generator.choice`` applies.
+SUM_TOLERANCE = 1e-6
+
+_CODES = {kernels.NON_FINITE: "a non-finite value", kernels.NEGATIVE: "a negative value",
+          kernels.BAD_SUM: "values not summing to 1"}
+
+
+def _check_positive_int(name, value, minimum=1):
+    if (not isinstance(value, (numbers.Integral, np.integer)) or isinstance(value, bool)
+            or value < minimum):
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def sum_tolerance(dtype):
+    """Tolerance on the sum of a marginal given in ``dtype`` (see :data:`SUM_TOLERANCE`)."""
+    if np.issubdtype(dtype, np.floating):
+        return max(SUM_TOLERANCE, math.sqrt(float(np.finfo(dtype).eps)))
+    return SUM_TOLERANCE
+
+
+def _short(values, limit=8):
+    """A few hundred characters at most: all values if few, else a summary."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size <= limit:
+        return "[" + ", ".join(f"{v:.6g}" for v in values) + "]"
+    finite = values[np.isfinite(values)]
+    parts = [f"{values.size} values"]
+    if finite.size < values.size:
+        parts.append(f"{values.size - finite.size} non-finite (first at index "
+                     f"{int(np.flatnonzero(~np.isfinite(values))[0])})")
+    if finite.size:
+        parts.append(f"min {finite.min():.6g} (index {int(np.flatnonzero(values == finite.min())[0])})")
+        parts.append(f"max {finite.max():.6g}")
+    return ", ".join(parts)
+
+
+def _short_context(context, limit=24):
+    pinned = np.flatnonzero(context >= 0)
+    n = context.shape[0]
+    if n <= limit:
+        return f"context {context.tolist()}"
+    shown = ", ".join(f"{int(i)}: {int(context[i])}" for i in pinned[:8])
+    more = " ..." if pinned.size > 8 else ""
+    return f"context with {pinned.size} of {n} positions pinned {{{shown}{more}}}"
+
+
+class ARModel:
+    """An any-order autoregressive model on ``{0..q-1}^n``, reached through an oracle.
+
+    Parameters
+    ----------
+    marginals : callable
+        ``marginals(ctx) -> probs``. ``ctx`` is an int64 array ``(K, n)``:
+        entry ``-1`` marks a free position, any other entry is the pinned
+        symbol. ``probs`` is a float array ``(K, n, q)`` (float64, float32 or
+        anything numpy can read as floats) whose row ``[r, i]`` is
+        P(x_i = . | the pinned entries of ctx[r]) for every free ``i``; rows of
+        pinned positions are ignored. The answer is borrowed: the oracle may
+        return a view of a buffer it overwrites on its next call.
+    n : int
+        Sequence length (>= 1).
+    q : int
+        Alphabet size (>= 2).
+
+    Notes
+    -----
+    The sampler's target is the sequential law: choose an order, then draw
+    each position from the oracle's conditional given all earlier ones.
+
+    Every marginal the samplers use is checked: finite, non-negative, summing
+    to 1 within ``1e-6`` (float64) or ``sqrt(eps)`` of the answer's dtype
+    (3.5e-4 for float32), then renormalised in float64. An invalid one raises
+    :class:`fastspec.OracleError` naming the round, the row, its context and
+    the position, and no sample is returned. Marginals the samplers never use
+    are not checked: those of pinned positions, and rows whose context has
+    probability 0 under the target (e.g. after a draft symbol the target rules
+    out), where a counting oracle may answer 0/0.
+
+    Examples
+    --------
+    >>> import numpy as np, fastspec
+    >>> def uniform(ctx):
+    ...     return np.full(ctx.shape + (3,), 1 / 3)
+    >>> model = fastspec.ARModel(uniform, n=5, q=3)
+    >>> fastspec.sample(model, n_samples=2, seed=1).samples.shape
+    (2, 5)
+    """
+
+    def __init__(self, marginals, n, q):
+        if not callable(marginals):
+            raise ValueError(f"marginals must be callable, got {type(marginals).__name__}")
+        self.marginals = marginals
+        self.n = _check_positive_int("n", n, 1)
+        self.q = _check_positive_int("q", q, 2)
+
+    def __repr__(self):
+        return f"{type(self).__name__}(n={self.n}, q={self.q})"
+
+    # -- the pipeline protocol (fastspec._driver.Pipeline) ---------------------------------
+    def _sampler(self, method, streams, options):
+        options = dict(options)
+        if options.pop("schedule", None) is not None:
+            raise ValueError("schedule is for DiffusionModel only; an ARModel takes order= "
+                             "and given=")
+        if method == "srs":
+            from .srs import SrsSampler
+            options.pop("rule", None)
+            return SrsSampler(self, streams, **options)
+        from .sampler import ARSampler
+        return ARSampler(self, streams, method=method, **options)
+
+    def _call(self, contexts, counter, where):
+        """One call of the oracle; returns ``(probs, tol)`` with probs float32/float64 (K, n, q)."""
+        out = counter.timed(self.marginals, contexts)
+        return self._as_probabilities(out, contexts.shape[0], where)
+
+    def _as_probabilities(self, out, n_rows, where):
+        try:
+            probs = np.asarray(out)
+        except Exception as exc:  # e.g. a tensor that needs .detach() first
+            raise OracleError(f"{where}: marginals returned a {type(out).__name__} that numpy "
+                              f"cannot read as an array ({exc}); return a numpy float array "
+                              "(K, n, q)") from exc
+        if probs.dtype.kind not in "fiub":
+            raise OracleError(f"{where}: marginals returned a {type(out).__name__} of dtype "
+                              f"{probs.dtype}, not a float array; return float probabilities "
+                              f"of shape (K, n, q) = ({n_rows}, {self.n}, {self.q})")
+        expected = (n_rows, self.n, self.q)
+        if probs.shape != expected:
+            raise OracleError(f"{where}: marginals returned shape {probs.shape} for {n_rows} "
+                              f"contexts; expected (K, n, q) = {expected}")
+        tol = sum_tolerance(probs.dtype)
+        if probs.dtype not in (np.float32, np.float64):
+            probs = probs.astype(np.float64)
+        return np.ascontiguousarray(probs), tol
+
+    def invalid_answer_message(self, where, row, sample, context, position, values, code, tol):
+        """A short message for an invalid marginal (a few hundred characters at most)."""
+        total = float(np.sum(values)) if np.isfinite(values).all() else float("nan")
+        who = "" if sample is None else f" (sample {sample})"
+        return (f"{where}: marginals returned {_CODES[code]} at row {row}{who}, "
+                f"free position {position}: {_short(values)}; sum {total:.9g}, tolerance "
+                f"{tol:.2g}. The row's {_short_context(context)} has positive probability "
+                "under the target, so its marginals must form a distribution.")
+
+    # -- direct use -------------------------------------------------------------------------
+    def query(self, contexts):
+        """Call the oracle on ``contexts`` and check every free position of its answer.
+
+        Parameters
+        ----------
+        contexts : array_like of int, shape (K, n)
+            -1 marks a free position.
+
+        Returns
+        -------
+        probs : ndarray of float64, shape (K, n, q)
+            Renormalised marginals (pinned positions as returned).
+
+        Raises
+        ------
+        OracleError
+            If the answer is not a valid conditional distribution on some free
+            position; the message names the row, the position and the values.
+        """
+        from .._driver import CallCounter
+        contexts = np.ascontiguousarray(contexts, dtype=np.int64)
+        probs, tol = self._call(contexts, CallCounter(), "query")
+        position = np.full(contexts.shape[0], -1, dtype=np.int64)
+        code = np.zeros(contexts.shape[0], dtype=np.int64)
+        kernels.find_invalid_rows(False, contexts, probs, tol, position, code)
+        bad = np.flatnonzero(code)
+        if bad.size:
+            r = int(bad[0])
+            raise OracleError(self.invalid_answer_message(
+                "query", r, None, contexts[r], int(position[r]), probs[r, position[r]],
+                int(code[r]), tol) + f" ({bad.size} invalid row(s) of {contexts.shape[0]})")
+        probs = probs.astype(np.float64)
+        free = contexts < 0
+        probs[free] /= probs[free].sum(axis=-1, keepdims=True)
+        return probs

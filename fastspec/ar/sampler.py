@@ -1,0 +1,232 @@
+"""The batched AR sampler: sequential, token and block for all samples at once.
+
+Every sample's state lives in arrays (its context, order, progress, draft
+marginals, block size); each round one kernel drafts every block, the round's
+contexts go to the oracle (in calls of at most ``max_rows`` rows), one kernel
+verifies each call's rows as they arrive and one settles every block. See
+:mod:`fastspec.ar.kernels` for the conventions and docs/ALGORITHMS.md for why
+each rule is exact.
+
+"sequential" is the same machinery with blocks of one position: its draft is
+always fresh (the exact marginal at the current context), so every draft is
+kept and each round asks for exactly the rows a plain ancestral loop asks for.
+"""
+
+import numpy as np
+
+from .._driver import RoundLog
+from .._errors import OracleError
+from .._jit import use_parallel
+from .._rules import BLOCK, RULES
+from .._sizer import BlockSizer
+from . import kernels
+from .kernels import N_FSTATE, N_ISTATE
+
+
+def check_given(given, n, q, n_samples):
+    """Validate ``given`` (None, int (n,) or (n_samples, n), -1 = free) -> int64 (1 or S, n)."""
+    if given is None:
+        return np.full((1, n), -1, dtype=np.int64)
+    arr = np.asarray(given)
+    if not (np.issubdtype(arr.dtype, np.integer) and arr.ndim in (1, 2)
+            and arr.shape[-1] == n and (arr.ndim == 1 or arr.shape[0] == n_samples)):
+        raise ValueError(
+            f"given must be an int array of shape (n,) = ({n},) or (n_samples, n) = "
+            f"({n_samples}, {n}) with -1 marking free positions; got shape {arr.shape}, "
+            f"dtype {arr.dtype}")
+    bad = np.argwhere((arr < -1) | (arr >= q))
+    if bad.size:
+        where = tuple(int(v) for v in bad[0])
+        raise ValueError(f"given{list(where)} = {int(arr[where])} is not a symbol of range({q}) "
+                         f"nor -1 (free)")
+    return np.ascontiguousarray(arr.reshape(-1, n), dtype=np.int64)
+
+
+def check_order(order, n):
+    """Validate an explicit ``order`` (None, or a 1-D int array of distinct positions)."""
+    if order is None:
+        return None
+    arr = np.asarray(order)
+    if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.integer) or arr.shape[0] > n:
+        raise ValueError(f"order must be None or a 1-D int array holding a permutation of "
+                         f"range(n={n}) (or of the free positions); got shape {arr.shape}, "
+                         f"dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if (arr < 0).any() or (arr >= n).any() or np.unique(arr).size != arr.size:
+        head = arr.tolist()[:20]
+        raise ValueError(f"order must hold distinct positions of range({n}); got {head}"
+                         f"{' ...' if arr.size > 20 else ''}")
+    return arr
+
+
+def _explicit_orders(order, given, n_samples):
+    """Orders (S, n) from an explicit ``order``: each sample's free positions in that order."""
+    n = given.shape[1]
+    free = given < 0                                      # (1 or S, n)
+    if order.size < n:                                    # a permutation of the free positions
+        if given.shape[0] > 1 and not (free == free[0]).all():
+            raise ValueError("an order shorter than n lists the free positions, so every sample "
+                             "must have the same free positions; pass a permutation of range(n)")
+        expected = np.flatnonzero(free[0])
+        if not np.array_equal(np.sort(order), expected):
+            raise ValueError(f"order must be a permutation of range({n}) or of the free "
+                             f"positions {expected.tolist()[:20]}; got {order.tolist()[:20]}")
+        order = np.concatenate([order, np.flatnonzero(~free[0])])
+    keep = free[:, order]                                 # free positions, in order, first
+    rank = np.argsort(~keep, axis=1, kind="stable")
+    orders = np.where(np.take_along_axis(keep, rank, axis=1), order[rank], -1)
+    return np.broadcast_to(orders, (n_samples, n)).copy()
+
+
+class _Round:
+    """This round's per-slot arrays (slot a holds sample ``samples[a]``)."""
+
+
+class ARSampler:
+    """All samples of one AR call (see the module docstring).
+
+    Parameters
+    ----------
+    model : ARModel
+    streams : fastspec._seeds.SampleStreams
+    method : {"sequential", "token", "block"}
+    block_size, row_cost, order, given
+        As in :func:`fastspec.sample` (validated here).
+    rule : int, optional
+        Verification rule overriding the method's (tests: ``UNVERIFIED``).
+    """
+
+    def __init__(self, model, streams, *, method, block_size, row_cost, order, given, rule=None,
+                 parallel=None):
+        n, q, S = model.n, model.q, len(streams)
+        self.model, self.streams, self.method = model, streams, method
+        self.n_steps = n
+        self.rule = rule if rule is not None else RULES.get(method, BLOCK)
+        given = check_given(given, n, q, S)
+        order = check_order(order, n)
+        self.x = np.broadcast_to(given, (S, n)).copy()
+        if order is None:
+            self.orders = np.empty((S, n), dtype=np.int64)
+            self.n_free = np.empty(S, dtype=np.int64)
+        else:
+            self.orders = _explicit_orders(order, given, S)
+            self.n_free = (self.orders >= 0).sum(axis=1).astype(np.int64)
+        self.sizer = BlockSizer(1 if method == "sequential" else block_size,
+                                np.full(S, n), row_cost)
+        k0 = 1 if method == "sequential" else int(self.sizer.propose(np.zeros(1, np.int64), n)[0])
+        self.parallel = use_parallel(S * (k0 + 1) * n) if parallel is None else parallel
+        if order is None:
+            kernels.random_orders(self.parallel, streams.next_double, streams.addresses, given,
+                                  self.orders, self.n_free)
+        self.sizer.k[:] = np.maximum(1, np.ceil(np.sqrt(self.n_free))).astype(np.int64)
+        self.progress_t = np.zeros(S, dtype=np.int64)
+        self.draft = np.zeros((S, n, q))
+        self.fresh = np.zeros(S, dtype=np.bool_)
+        self.has_draft = np.zeros(S, dtype=np.bool_)
+        self.log_prob = np.zeros(S)
+        self.log = RoundLog.empty(S)
+        self._tol = 0.0
+        self._r = None
+
+    # -- the round protocol (fastspec._driver.BatchSampler) -------------------------------
+    def plan(self):
+        samples = np.flatnonzero(self.progress_t < self.n_free)
+        if samples.size == 0:
+            return 0
+        r = _Round()
+        r.samples = samples
+        r.t = self.progress_t[samples]
+        remaining = self.n_free[samples] - r.t
+        # The first round only asks for the marginals at the starting context (k = 0).
+        r.k = np.where(self.has_draft[samples], self.sizer.propose(samples, remaining), 0)
+        r.first_row = (self.fresh[samples] & (r.k > 0)).astype(np.int64)
+        rows = r.k + 1 - r.first_row - (r.t + r.k == self.n_free[samples])
+        r.row_start = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+        r.row_slot = np.repeat(np.arange(samples.size, dtype=np.int64), rows)
+        r.win_len = np.minimum(self.sizer.max_next(samples, r.k), remaining).astype(np.int64)
+        A, k_max, q = samples.size, max(int(r.k.max()), 1), self.model.q
+        w_max = max(int(r.win_len.max()), 1)
+        r.W = np.empty((A, k_max), dtype=np.int64)
+        r.q_at = np.empty((A, k_max))
+        r.u_stop = np.empty((A, k_max + 1))
+        r.fstate = np.empty((A, N_FSTATE))
+        r.istate = np.empty((A, N_ISTATE), dtype=np.int64)
+        r.cand_target = np.empty((A, q))
+        r.cand_win = np.empty((A, w_max, q))
+        r.full_win = np.empty((A, w_max, q))
+        r.err = np.zeros((A, 3), dtype=np.int64)
+        self.sizer.reserve(r.k)
+        kernels.draft_blocks(self.parallel, self.streams.next_double, self.streams.addresses,
+                             samples, r.t, r.k, self.fresh, self.orders, self.draft, r.W,
+                             r.q_at, r.u_stop, r.fstate, r.istate, r.cand_target)
+        self.log.add_round(samples, rows)
+        self._r = r
+        return int(r.row_start[-1])
+
+    def request(self, start, stop):
+        r = self._r
+        out = np.empty((stop - start, self.model.n), dtype=np.int64)
+        kernels.fill_contexts(self.parallel, self.x, r.samples, r.t, self.orders, r.W,
+                              r.first_row, r.row_start, r.row_slot, start, out)
+        return out
+
+    def consume(self, answer, start, stop, where):
+        probs, tol = answer
+        r = self._r
+        self._tol = max(self._tol, tol)
+        self._where = where.split(",")[0]
+        slot_lo = int(np.searchsorted(r.row_start, start, side="right")) - 1
+        slot_hi = int(np.searchsorted(r.row_start, stop, side="left"))
+        kernels.verify_rows(self.parallel, self.rule, probs, tol, start, stop, slot_lo, slot_hi,
+                            r.samples, r.t, r.k, r.first_row, r.row_start, self.orders,
+                            self.n_free, self.draft, r.W, r.q_at, r.u_stop, r.fstate, r.istate,
+                            r.cand_target, r.cand_win, r.full_win, r.win_len, r.err)
+        self._raise_if_invalid(where, start, lambda a, g, b: probs[g - start, b])
+
+    def finish(self):
+        r = self._r
+        tau = np.empty(r.samples.size, dtype=np.int64)
+        kernels.settle_blocks(self.parallel, self.streams.next_double, self.streams.addresses,
+                              self.rule, r.samples, r.t, r.k, self.orders, self.n_free, self.x,
+                              self.draft, self.fresh, self.log_prob, r.W, r.u_stop, r.fstate,
+                              r.istate, r.cand_target, r.cand_win, r.full_win, self._tol,
+                              *self.sizer.arrays(), self.progress_t, tau, r.err)
+        self._raise_if_invalid(self._where, None, self._window_values)
+        self.has_draft[r.samples] = True
+        if self.method != "sequential":
+            spec = r.k > 0
+            self.log.add_blocks(r.samples[spec], r.k[spec], tau[spec])
+        self._r = None
+
+    def progress(self):
+        return int(self.progress_t.sum()), int(self.n_free.sum())
+
+    def result(self, stats):
+        from .._result import SampleResult
+        return SampleResult(samples=self.x, stats=stats, orders=self.orders,
+                            log_prob=self.log_prob)
+
+    # -- errors ------------------------------------------------------------------------------
+    def _window_values(self, a, g, b):
+        r = self._r
+        full = g == r.istate[a, kernels.FULL_ROW]
+        window = r.full_win[a] if full else r.cand_win[a]
+        s = r.samples[a]
+        first = r.t[a] + (r.k[a] if full else r.istate[a, kernels.CAND] + 1)
+        j = int(np.flatnonzero(self.orders[s, first:first + window.shape[0]] == b)[0])
+        return window[j]
+
+    def _raise_if_invalid(self, where, start, values_of):
+        r = self._r
+        bad = np.flatnonzero(r.err[:, 0])
+        if bad.size == 0:
+            return
+        a = int(bad[0])
+        code, g, b = (int(v) for v in r.err[a])
+        s = int(r.samples[a])
+        i = g - int(r.row_start[a]) + int(r.first_row[a])
+        context = self.x[s].copy()
+        context[self.orders[s, r.t[a]:r.t[a] + i]] = r.W[a, :i]
+        row = g if start is None else g - start
+        raise OracleError(self.model.invalid_answer_message(
+            where, row, s, context, b, np.asarray(values_of(a, g, b)), code, self._tol))

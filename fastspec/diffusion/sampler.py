@@ -1,0 +1,142 @@
+"""The batched diffusion sampler: sequential, token and block for all samples at once.
+
+Every sample's state lives in arrays (chain state, step, draft denoiser value,
+block size); each round one kernel drafts every block with the denoiser frozen,
+the round's states go to the denoiser (in calls of at most ``max_rows`` rows),
+one kernel verifies each call's rows as they arrive and one settles every block.
+See :mod:`fastspec.diffusion.kernels` for the conventions and
+docs/ALGORITHMS.md for why each rule is exact.
+
+Drafts. With ``D_draft = D(y_j)`` the draft is *fresh*: ``W_0`` is not asked
+again and the last row (``W_k``) is the next block's fresh draft if the whole
+block is kept. After a residual draw the denoiser at the new state is unknown;
+the next block is drafted with the (stale) value at the last kept state and its
+round also asks for ``W_0``. The speculative methods draft their very first
+block with ``D_draft = 0``: any value known before drafting is valid, and a round
+spent only on ``D(y_0)`` would not advance the chain. "sequential" is the same
+machinery with blocks of one step after a first round on ``D(y_0)``: every draft
+is fresh, hence exact, and each round asks for the rows a plain ancestral loop
+asks for.
+"""
+
+import numpy as np
+
+from .._driver import RoundLog
+from .._errors import OracleError
+from .._jit import use_parallel
+from .._rules import BLOCK, RULES
+from .._sizer import BlockSizer
+from . import kernels
+from .kernels import N_FSTATE, N_ISTATE
+
+
+class _Round:
+    """This round's per-slot arrays (slot a holds sample ``samples[a]``)."""
+
+
+class DiffusionSampler:
+    """All samples of one diffusion call (see the module docstring)."""
+
+    def __init__(self, model, streams, *, method, schedule, block_size, row_cost, rule=None,
+                 parallel=None):
+        S, N, d = len(streams), schedule.n_steps, model.dim
+        self.model, self.streams, self.method = model, streams, method
+        self.schedule = schedule
+        self.n_steps = N
+        self.rule = rule if rule is not None else RULES.get(method, BLOCK)
+        self.a = np.ascontiguousarray(schedule.a)
+        self.b = np.ascontiguousarray(schedule.b)
+        self.c = np.ascontiguousarray(schedule.c)
+        self.s = np.ascontiguousarray(schedule.s)
+        self.sigma = np.ascontiguousarray(schedule.sigma)
+        self.sizer = BlockSizer(1 if method == "sequential" else block_size, np.full(S, N),
+                                row_cost)
+        k0 = 1 if method == "sequential" else int(self.sizer.k[0]) if block_size == "auto" \
+            else int(block_size)
+        self.parallel = use_parallel(S * (k0 + 1) * d) if parallel is None else parallel
+        self.y = np.empty((S, d))
+        kernels.initial_states(self.parallel, streams.next_double, streams.addresses,
+                               schedule.init_scale, self.y)
+        self.d_draft = np.zeros((S, d))
+        self.fresh = np.zeros(S, dtype=np.bool_)
+        # "sequential" spends its first round on D(y_0); the others draft with D = 0.
+        self.has_draft = np.full(S, method != "sequential")
+        self.progress_j = np.zeros(S, dtype=np.int64)
+        self.log = RoundLog.empty(S)
+        self._r = None
+
+    # -- the round protocol (fastspec._driver.BatchSampler) -------------------------------
+    def plan(self):
+        samples = np.flatnonzero(self.progress_j < self.n_steps)
+        if samples.size == 0:
+            return 0
+        r = _Round()
+        r.samples = samples
+        r.j = self.progress_j[samples]
+        remaining = self.n_steps - r.j
+        r.k = np.where(self.has_draft[samples], self.sizer.propose(samples, remaining), 0)
+        r.first_row = (self.fresh[samples] & (r.k > 0)).astype(np.int64)
+        rows = r.k + 1 - r.first_row - (r.j + r.k == self.n_steps)
+        r.row_start = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
+        r.row_slot = np.repeat(np.arange(samples.size, dtype=np.int64), rows)
+        A, k_max, d = samples.size, max(int(r.k.max()), 1), self.model.dim
+        r.W = np.empty((A, k_max + 1, d))
+        r.xi = np.empty((A, k_max, d))
+        r.u_stop = np.empty((A, k_max + 1))
+        r.fstate = np.empty((A, N_FSTATE))
+        r.istate = np.empty((A, N_ISTATE), dtype=np.int64)
+        r.cand_D = np.empty((A, d))
+        r.full_D = np.empty((A, d))
+        r.err = np.zeros((A, 3), dtype=np.int64)
+        self.sizer.reserve(r.k)
+        kernels.draft_blocks(self.parallel, self.streams.next_double, self.streams.addresses,
+                             samples, r.j, r.k, self.fresh, self.y, self.d_draft, self.a, self.b,
+                             self.c, r.W, r.xi, r.u_stop, r.fstate, r.istate, r.cand_D)
+        self.log.add_round(samples, rows)
+        self._r = r
+        return int(r.row_start[-1])
+
+    def request(self, start, stop):
+        r = self._r
+        z = np.empty((stop - start, self.model.dim))
+        sigma = np.empty(stop - start)
+        kernels.fill_states(self.parallel, r.samples, r.j, r.W, r.first_row, r.row_start,
+                            r.row_slot, start, self.s, self.sigma, z, sigma)
+        return z, sigma
+
+    def consume(self, answer, start, stop, where):
+        r = self._r
+        slot_lo = int(np.searchsorted(r.row_start, start, side="right")) - 1
+        slot_hi = int(np.searchsorted(r.row_start, stop, side="left"))
+        kernels.verify_rows(self.parallel, self.rule, answer, start, stop, slot_lo, slot_hi,
+                            r.samples, r.j, r.k, r.first_row, r.row_start, self.d_draft, self.b,
+                            self.c, r.xi, r.u_stop, r.fstate, r.istate, r.cand_D, r.full_D,
+                            r.err)
+        bad = np.flatnonzero(r.err[:, 0])
+        if bad.size:
+            slot = int(bad[0])
+            _, g, step = (int(v) for v in r.err[slot])
+            raise OracleError(self.model.non_finite_message(
+                where, g - start, int(r.samples[slot]), step, self.sigma[step],
+                answer[g - start]))
+
+    def finish(self):
+        r = self._r
+        tau = np.empty(r.samples.size, dtype=np.int64)
+        kernels.settle_blocks(self.parallel, self.streams.next_double, self.streams.addresses,
+                              self.rule, r.samples, r.j, r.k, self.n_steps, self.y, self.d_draft,
+                              self.fresh, self.a, self.b, self.c, r.W, r.xi, r.u_stop, r.fstate,
+                              r.istate, r.cand_D, r.full_D, *self.sizer.arrays(),
+                              self.progress_j, tau)
+        self.has_draft[r.samples] = True
+        if self.method != "sequential":
+            spec = r.k > 0
+            self.log.add_blocks(r.samples[spec], r.k[spec], tau[spec])
+        self._r = None
+
+    def progress(self):
+        return int(self.progress_j.sum()), int(self.n_steps * self.y.shape[0])
+
+    def result(self, stats):
+        from .._result import SampleResult
+        return SampleResult(samples=self.y, stats=stats)
