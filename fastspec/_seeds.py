@@ -1,21 +1,26 @@
-"""Per-sample randomness: one numpy PCG64 stream per sample, drawn inside numba kernels.
+"""Per-sample randomness: one numpy PCG64 stream per sample, advanced inside numba kernels.
 
 Sample ``i`` of a call draws every random number it uses (its order, drafts,
-accept/reject uniforms, residual draws, Gaussian noise) from its own
-``numpy.random.PCG64`` bit generator, seeded with the ``i``-th child of the
-call's root ``SeedSequence`` (``spawn_key + (i,)``, exactly the child that
-``root.spawn`` creates first). Kernels read these streams through numpy's
-documented ctypes interface of bit generators (``bit_generator.ctypes``: a C
-function ``next_double(state)`` and the address of each state), one sample per
-thread, in a fixed order within the sample. So sample ``i`` is a function of
-``(seed, i)`` alone: the same for any ``n_samples``, any ``NUMBA_NUM_THREADS``,
-any ``max_rows`` chunking, and whether it runs in a batch of 1 or 10,000 or on a
-Dask worker.
+accept/reject uniforms, residual draws, Gaussian noise) from its own stream, in
+a fixed order within the sample, one sample per thread. The stream is numpy's
+PCG64 bit generator (``numpy.random.PCG64``, the generator behind
+``numpy.random.default_rng``) seeded with the words ``4 i .. 4 i + 3`` of the
+root seed sequence's ``generate_state`` (a hash of the seed that does not depend
+on how many words are asked), so sample ``i`` is a function of ``(seed, i)``
+alone: the same for any ``n_samples``, any ``NUMBA_NUM_THREADS``, any ``max_rows``
+chunking, and on any Dask worker. ``SampleStreams.generator(i)`` rebuilds
+sample ``i``'s stream as a numpy Generator, and ``tests/test_seeds.py`` checks
+that the kernels draw exactly what numpy's own PCG64 draws.
 
-The ``next_double`` function is passed to kernels as an argument (a numba
-first-class function), not read as a global, so the kernels stay cacheable.
-Normal deviates use Marsaglia's polar method on those uniforms, as numpy's own
-example of numba with bit generators does.
+Why the kernels run PCG64 themselves instead of calling numpy's C function
+through ``bit_generator.ctypes``: that needs one Python bit-generator object
+per sample, measured at 60 us each (0.3 s for 5000 samples, as long as the
+whole plain ancestral loop of the benchmarks takes), while a state array of
+four 64-bit words per sample is seeded in one vectorised call (1 us per sample).
+The step and output functions below are PCG64's (128-bit LCG with numpy's
+multiplier, XSL-RR output, 53-bit doubles), written with 64-bit halves since
+numba has no 128-bit integers. Normal deviates use Marsaglia's polar method on
+those uniforms, as numpy's example of numba with bit generators does.
 """
 
 import math
@@ -30,7 +35,8 @@ def as_seed_sequence(seed):
     """Turn ``seed`` (None, int, SeedSequence or Generator) into the root SeedSequence.
 
     A SeedSequence is used as given (not advanced), as ``numpy.random.default_rng``
-    does: the same SeedSequence gives the same samples. A Generator is consumed
+    does: the same SeedSequence gives the same samples; the samples' words come
+    from its ``generate_state``, never from its spawned children. A Generator is consumed
     once (two 64-bit draws), so repeated calls with one Generator give different,
     reproducible results.
 
@@ -54,54 +60,148 @@ def as_seed_sequence(seed):
         f"numpy.random.Generator, got {type(seed).__name__}")
 
 
-def child_seed(root, i):
-    """The ``i``-th child of ``root``, as ``root.spawn`` would create it first."""
-    return np.random.SeedSequence(root.entropy, spawn_key=tuple(root.spawn_key) + (int(i),),
-                                  pool_size=root.pool_size)
+_U32 = np.uint64(0xFFFFFFFF)
+_MULT_HI = np.uint64(2549297995355413924)     # PCG's default 128-bit multiplier, high word
+_MULT_LO = np.uint64(4865540595714422341)     # and low word (numpy's PCG64)
+_S32 = np.uint64(32)
+_S58 = np.uint64(58)
+_S63 = np.uint64(63)
+_S11 = np.uint64(11)
+_ONE = np.uint64(1)
+_TO_DOUBLE = 1.0 / 9007199254740992.0         # 2**-53
 
 
 class SampleStreams:
-    """The random streams of samples ``offset .. offset + n_samples - 1`` of ``seed``.
+    """PCG64 states of samples ``offset .. offset + n_samples - 1`` of ``seed``.
 
     Attributes
     ----------
-    next_double : ctypes function
-        ``next_double(state_address) -> float`` of numpy's PCG64, passed to kernels.
-    addresses : ndarray of uint64, shape (n_samples,)
-        Address of each sample's PCG64 state (kept alive by this object).
+    states : ndarray of uint64, shape (n_samples, 4)
+        Per sample: the 128-bit LCG state (high, low word) and increment
+        (high, low word), advanced in place by the kernels.
     """
 
     def __init__(self, seed, n_samples, offset=0):
-        root = as_seed_sequence(seed)
-        self.root = root
-        self.bit_generators = [np.random.PCG64(child_seed(root, offset + i))
-                               for i in range(n_samples)]
-        self.addresses = np.array([bg.ctypes.state_address for bg in self.bit_generators],
-                                  dtype=np.uint64)
-        self.next_double = self.bit_generators[0].ctypes.next_double
+        self.root = as_seed_sequence(seed)
+        self.offset = offset
+        words = self.root.generate_state(4 * (offset + n_samples), np.uint64)
+        self.seed_words = words[4 * offset:].reshape(n_samples, 4)
+        self.states = np.empty((n_samples, 4), dtype=np.uint64)
+        seed_states(self.seed_words, self.states)
 
     def __len__(self):
-        return len(self.bit_generators)
+        return self.states.shape[0]
 
     def generator(self, i):
-        """A ``numpy.random.Generator`` on sample ``i``'s stream (same state, shared)."""
-        return np.random.Generator(self.bit_generators[i])
+        """A ``numpy.random.Generator`` continuing sample ``i``'s stream where the kernels left it.
+
+        The kernels do not see what it draws afterwards. Its ``spawn`` gives
+        children of the root seed keyed by the sample's index, so they never
+        meet another sample's streams.
+        """
+        bit_generator = np.random.PCG64(_Words(self.seed_words[i], self.root, self.offset + i))
+        hi, lo, inc_hi, inc_lo = (int(v) for v in self.states[i])
+        bit_generator.state = {"bit_generator": "PCG64",
+                               "state": {"state": (hi << 64) | lo, "inc": (inc_hi << 64) | inc_lo},
+                               "has_uint32": 0, "uinteger": 0}
+        return np.random.Generator(bit_generator)
+
+
+class _Words:
+    """A seed sequence that hands PCG64 four given words, and spawns keyed children."""
+
+    def __init__(self, words, root, index):
+        self.words = np.array(words, dtype=np.uint64)
+        self.root, self.index, self.n_children_spawned = root, index, 0
+
+    def generate_state(self, n_words, dtype=np.uint32):
+        if n_words != 4 or np.dtype(dtype) != np.uint64:
+            raise ValueError("PCG64 asks for 4 uint64 words")
+        return self.words.copy()
+
+    def spawn(self, n_children):
+        key = tuple(self.root.spawn_key) + (self.index,)
+        children = [np.random.SeedSequence(self.root.entropy, pool_size=self.root.pool_size,
+                                           spawn_key=key + (self.n_children_spawned + j,))
+                    for j in range(n_children)]
+        self.n_children_spawned += n_children
+        return children
+
+
+np.random.bit_generator.ISeedSequence.register(_Words)
+
+
+def spawn_generators(rng, n):
+    """``n`` independent Generators spawned from ``rng``'s seed (like ``Generator.spawn``)."""
+    return [np.random.Generator(np.random.PCG64(child))
+            for child in rng.bit_generator.seed_seq.spawn(n)]
 
 
 @kernel(inline="always")
-def uniform(next_double, state):
-    """A uniform on [0, 1) from the stream at ``state``."""
-    return next_double(state)
+def _mulhi(a, b):
+    """High 64 bits of the 128-bit product of two uint64."""
+    a_lo, a_hi = a & _U32, a >> _S32
+    b_lo, b_hi = b & _U32, b >> _S32
+    p0 = a_lo * b_lo
+    p1 = a_lo * b_hi
+    p2 = a_hi * b_lo
+    carry = ((p0 >> _S32) + (p1 & _U32) + (p2 & _U32)) >> _S32
+    return a_hi * b_hi + (p1 >> _S32) + (p2 >> _S32) + carry
+
+
+@kernel(inline="always")
+def _step(rng, s):
+    """state = state * MULT + inc (mod 2**128), in place."""
+    hi, lo = rng[s, 0], rng[s, 1]
+    prod_hi = _mulhi(lo, _MULT_LO) + hi * _MULT_LO + lo * _MULT_HI
+    prod_lo = lo * _MULT_LO
+    new_lo = prod_lo + rng[s, 3]
+    carry = _ONE if new_lo < prod_lo else np.uint64(0)
+    rng[s, 0] = prod_hi + rng[s, 2] + carry
+    rng[s, 1] = new_lo
+
+
+@kernel(inline="always")
+def next_uint64(rng, s):
+    """Step sample ``s``'s PCG64 state and return its XSL-RR output."""
+    _step(rng, s)
+    hi, lo = rng[s, 0], rng[s, 1]
+    x = hi ^ lo
+    r = hi >> _S58
+    return (x >> r) | (x << ((np.uint64(64) - r) & _S63))
+
+
+@kernel(inline="always")
+def next_double(rng, s):
+    """A uniform on [0, 1) from sample ``s``'s stream (numpy's ``Generator.random``)."""
+    return np.float64(next_uint64(rng, s) >> _S11) * _TO_DOUBLE
 
 
 @kernel
-def fill_normals(next_double, state, out):
+def seed_states(words, rng):
+    """PCG64 seeding (numpy's ``pcg64_set_seed``): state and increment from 4 words each."""
+    for s in range(words.shape[0]):
+        seq_hi, seq_lo = words[s, 2], words[s, 3]
+        rng[s, 0] = np.uint64(0)
+        rng[s, 1] = np.uint64(0)
+        rng[s, 2] = (seq_hi << _ONE) | (seq_lo >> _S63)
+        rng[s, 3] = (seq_lo << _ONE) | _ONE
+        _step(rng, s)
+        lo = rng[s, 1] + words[s, 1]
+        carry = _ONE if lo < rng[s, 1] else np.uint64(0)
+        rng[s, 0] = rng[s, 0] + words[s, 0] + carry
+        rng[s, 1] = lo
+        _step(rng, s)
+
+
+@kernel
+def fill_normals(rng, s, out):
     """Fill the 1-D array ``out`` with standard normals (Marsaglia's polar method)."""
     n = out.shape[0]
     i = 0
     while i < n:
-        x1 = 2.0 * next_double(state) - 1.0
-        x2 = 2.0 * next_double(state) - 1.0
+        x1 = 2.0 * next_double(rng, s) - 1.0
+        x2 = 2.0 * next_double(rng, s) - 1.0
         r2 = x1 * x1 + x2 * x2
         if r2 >= 1.0 or r2 == 0.0:
             continue
@@ -113,10 +213,10 @@ def fill_normals(next_double, state, out):
 
 
 @kernel
-def shuffle(next_double, state, values, n):
+def shuffle(rng, s, values, n):
     """Shuffle ``values[:n]`` in place (Fisher-Yates, one uniform per swap)."""
     for i in range(n - 1, 0, -1):
-        j = int(next_double(state) * (i + 1))
+        j = int(next_double(rng, s) * (i + 1))
         if j > i:  # guards u * (i + 1) rounding up to i + 1
             j = i
         tmp = values[i]

@@ -22,7 +22,7 @@ from numba import prange
 
 from .._jit import kernel, twin
 from .._rules import BLOCK, TINY, TOKEN, stop_probability
-from .._seeds import shuffle
+from .._seeds import next_double, shuffle
 from .._sizer import FIXED, update as update_block_size
 
 # Columns of the per-slot streaming state (fstate: float64, istate: int64).
@@ -72,7 +72,7 @@ def check_marginal(row, tol):
 
 
 @twin
-def random_orders(next_double, addresses, given, orders, n_free):
+def random_orders(rng, given, orders, n_free):
     """Free positions of each sample in a uniformly random order, then -1 padding.
 
     ``given`` is (1, n) (shared) or (S, n); an entry >= 0 is pinned.
@@ -88,11 +88,11 @@ def random_orders(next_double, addresses, given, orders, n_free):
         n_free[s] = c
         for i in range(c, n):
             orders[s, i] = -1
-        shuffle(next_double, addresses[s], orders[s], c)
+        shuffle(rng, s, orders[s], c)
 
 
 @twin
-def draft_blocks(next_double, addresses, samples, t, k, fresh, orders, draft, W, q_at, u_stop,
+def draft_blocks(rng, samples, t, k, fresh, orders, draft, W, q_at, u_stop,
                  fstate, istate, cand_target):
     """Draw each slot's drafts ``W_i ~ draft[s, b_i]`` and its ``k + 1`` stop uniforms.
 
@@ -102,14 +102,13 @@ def draft_blocks(next_double, addresses, samples, t, k, fresh, orders, draft, W,
     """
     for a in prange(samples.shape[0]):
         s = samples[a]
-        state = addresses[s]
         for i in range(k[a]):
             b = orders[s, t[a] + i]
-            w = draw_categorical(draft[s, b], next_double(state))
+            w = draw_categorical(draft[s, b], next_double(rng, s))
             W[a, i] = w
             q_at[a, i] = draft[s, b, w]
         for i in range(k[a] + 1):
-            u_stop[a, i] = next_double(state)
+            u_stop[a, i] = next_double(rng, s)
         fstate[a, :] = 0.0
         istate[a, DEAD] = 0
         istate[a, CAND] = 0
@@ -221,7 +220,7 @@ def verify_rows(rule, probs, tol, start, stop, slot_lo, slot_hi, samples, t, k, 
 
 
 @twin
-def settle_blocks(next_double, addresses, rule, samples, t, k, orders, n_free, x, draft, fresh,
+def settle_blocks(rng, rule, samples, t, k, orders, n_free, x, draft, fresh,
                   log_prob, W, u_stop, fstate, istate, cand_target, cand_win, full_win, tol,
                   mode, fixed, row_cost, k_state, mean, cuts, at_risk, progress, tau_out, err):
     """Decide each slot's kept length ``tau``, draw the residual, install the next draft.
@@ -232,7 +231,6 @@ def settle_blocks(next_double, addresses, rule, samples, t, k, orders, n_free, x
     q = draft.shape[2]
     for a in prange(samples.shape[0]):
         s = samples[a]
-        state = addresses[s]
         kk = k[a]
         accept = istate[a, ACCEPT]
         if accept < 0:                            # row k was not asked (or never reached)
@@ -257,7 +255,7 @@ def settle_blocks(next_double, addresses, rule, samples, t, k, orders, n_free, x
             if total <= TINY:                     # that branch has ~0 probability
                 for y in range(q):
                     weights[y] = cand_target[a, y]
-            y = draw_categorical(weights, next_double(state))
+            y = draw_categorical(weights, next_double(rng, s))
             x[s, b] = y
             log_prob[s] += fstate[a, CAND_LOGP] + math.log(cand_target[a, y])
             new_t = t[a] + tau + 1
@@ -288,7 +286,7 @@ def settle_blocks(next_double, addresses, rule, samples, t, k, orders, n_free, x
                 draft[s, b, y] = window[j, y] / total
         if fresh[s] and remaining == 1 and err[a, 0] == 0:
             b = orders[s, new_t]
-            y = draw_categorical(draft[s, b], next_double(state))
+            y = draw_categorical(draft[s, b], next_double(rng, s))
             x[s, b] = y
             log_prob[s] += math.log(draft[s, b, y])
             progress[s] = new_t + 1

@@ -116,7 +116,7 @@ class ARSampler:
         k0 = 1 if method == "sequential" else int(self.sizer.propose(np.zeros(1, np.int64), n)[0])
         self.parallel = use_parallel(S * (k0 + 1) * n) if parallel is None else parallel
         if order is None:
-            kernels.random_orders(self.parallel, streams.next_double, streams.addresses, given,
+            kernels.random_orders(self.parallel, streams.states, given,
                                   self.orders, self.n_free)
         self.sizer.k[:] = np.maximum(1, np.ceil(np.sqrt(self.n_free))).astype(np.int64)
         self.progress_t = np.zeros(S, dtype=np.int64)
@@ -156,7 +156,7 @@ class ARSampler:
         r.full_win = np.empty((A, w_max, q))
         r.err = np.zeros((A, 3), dtype=np.int64)
         self.sizer.reserve(r.k)
-        kernels.draft_blocks(self.parallel, self.streams.next_double, self.streams.addresses,
+        kernels.draft_blocks(self.parallel, self.streams.states,
                              samples, r.t, r.k, self.fresh, self.orders, self.draft, r.W,
                              r.q_at, r.u_stop, r.fstate, r.istate, r.cand_target)
         self.log.add_round(samples, rows)
@@ -186,7 +186,7 @@ class ARSampler:
     def finish(self):
         r = self._r
         tau = np.empty(r.samples.size, dtype=np.int64)
-        kernels.settle_blocks(self.parallel, self.streams.next_double, self.streams.addresses,
+        kernels.settle_blocks(self.parallel, self.streams.states,
                               self.rule, r.samples, r.t, r.k, self.orders, self.n_free, self.x,
                               self.draft, self.fresh, self.log_prob, r.W, r.u_stop, r.fstate,
                               r.istate, r.cand_target, r.cand_win, r.full_win, self._tol,

@@ -14,6 +14,7 @@ import math
 import numpy as np
 
 from .._errors import OracleError
+from .._seeds import spawn_generators
 from .._sizer import check_block_size
 from .._tasks import TaskSampler, concurrently, first_accepted_in_order
 from . import kernels
@@ -32,7 +33,7 @@ class SrsSampler(TaskSampler):
         if order is None:
             orders = np.empty((S, n), dtype=np.int64)
             n_free = np.empty(S, dtype=np.int64)
-            kernels.random_orders(False, streams.next_double, streams.addresses, given, orders,
+            kernels.random_orders(False, streams.states, given, orders,
                                   n_free)
         else:
             orders = _explicit_orders(order, given, S)
@@ -208,7 +209,7 @@ def _srs_block(x, block, marg, fresh, rng, rate):
     while True:
         par = rate.parallelism(k)
         proposals = [_srs_proposal(x, block, marg_here, draft_probs, child, rate)
-                     for child in rng.spawn(par)]
+                     for child in spawn_generators(rng, par)]
         results, done = yield from concurrently(proposals, first_accepted_in_order)
         for j in range(par):
             if not done[j]:

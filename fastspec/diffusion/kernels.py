@@ -23,7 +23,7 @@ from numba import prange
 
 from .._jit import kernel, twin
 from .._rules import BLOCK, TINY, TOKEN, stop_probability
-from .._seeds import fill_normals
+from .._seeds import fill_normals, next_double
 from .._sizer import update as update_block_size
 
 _SQRT2 = math.sqrt(2.0)
@@ -135,31 +135,30 @@ def set_along(v, delta, reflect, t):
 
 
 @twin
-def initial_states(next_double, addresses, init_scale, y):
+def initial_states(rng, init_scale, y):
     """``y_0 ~ N(0, init_scale**2 I)`` for every sample (its stream's first draws)."""
     for s in prange(y.shape[0]):
-        fill_normals(next_double, addresses[s], y[s])
+        fill_normals(rng, s, y[s])
         for t in range(y.shape[1]):
             y[s, t] *= init_scale
 
 
 @twin
-def draft_blocks(next_double, addresses, samples, j, k, fresh, y, d_draft, a, b, c,
+def draft_blocks(rng, samples, j, k, fresh, y, d_draft, a, b, c,
                  W, xi, u_stop, fstate, istate, cand_D):
     """Draft each slot's block with the frozen denoiser, draw its stop uniforms, reset state."""
     dim = y.shape[1]
     for slot in prange(samples.shape[0]):
         s = samples[slot]
-        state = addresses[s]
         W[slot, 0, :] = y[s, :]
         for i in range(k[slot]):
-            fill_normals(next_double, state, xi[slot, i])
+            fill_normals(rng, s, xi[slot, i])
             step = j[slot] + i
             for t in range(dim):
                 W[slot, i + 1, t] = (a[step] * W[slot, i, t] + b[step] * d_draft[s, t]
                                      + c[step] * xi[slot, i, t])
         for i in range(k[slot] + 1):
-            u_stop[slot, i] = next_double(state)
+            u_stop[slot, i] = next_double(rng, s)
         fstate[slot, :] = 0.0
         istate[slot, DEAD] = 0
         istate[slot, CAND] = 0
@@ -249,7 +248,7 @@ def verify_rows(rule, den, start, stop, slot_lo, slot_hi, samples, j, k, first_r
 
 
 @twin
-def settle_blocks(next_double, addresses, rule, samples, j, k, n_steps, y, d_draft, fresh,
+def settle_blocks(rng, rule, samples, j, k, n_steps, y, d_draft, fresh,
                   a, b, c, W, xi, u_stop, fstate, istate, cand_D, full_D,
                   mode, fixed, row_cost, k_state, mean, cuts, at_risk, progress, tau_out):
     """Decide each slot's kept length ``tau``, draw the residual step, install the next draft.
@@ -260,7 +259,6 @@ def settle_blocks(next_double, addresses, rule, samples, j, k, n_steps, y, d_dra
     dim = y.shape[1]
     for slot in prange(samples.shape[0]):
         s = samples[slot]
-        state = addresses[s]
         kk = k[slot]
         accept = istate[slot, ACCEPT]
         if accept < 0:                            # row k was not asked (or never reached)
@@ -291,7 +289,7 @@ def settle_blocks(next_double, addresses, rule, samples, j, k, n_steps, y, d_dra
                 noise = set_along(xi[slot, tau], delta, True, 0.0)
             else:
                 noise = np.empty(dim)
-                fill_normals(next_double, state, noise)
+                fill_normals(rng, s, noise)
                 d = math.sqrt(sq)
                 log_pi = fstate[slot, CAND_LOG_PI]
                 if d == 0.0 or residual_mass(d, log_pi) <= TINY:
@@ -299,8 +297,8 @@ def settle_blocks(next_double, addresses, rule, samples, j, k, n_steps, y, d_dra
                         noise[t] += delta[t]
                 else:
                     while True:
-                        tt, ok = residual_try(d, log_pi, next_double(state), next_double(state),
-                                              next_double(state), next_double(state))
+                        tt, ok = residual_try(d, log_pi, next_double(rng, s), next_double(rng, s),
+                                              next_double(rng, s), next_double(rng, s))
                         if ok:
                             break
                     noise = set_along(noise, delta, False, tt)
@@ -314,7 +312,7 @@ def settle_blocks(next_double, addresses, rule, samples, j, k, n_steps, y, d_dra
         update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, tau)
         if fresh[s] and n_steps - new_j == 1:     # the last step needs no round
             noise = np.empty(dim)
-            fill_normals(next_double, state, noise)
+            fill_normals(rng, s, noise)
             for t in range(dim):
                 y[s, t] = a[new_j] * y[s, t] + b[new_j] * d_draft[s, t] + c[new_j] * noise[t]
             progress[s] = n_steps

@@ -55,7 +55,7 @@ class DiffusionSampler:
             else int(block_size)
         self.parallel = use_parallel(S * (k0 + 1) * d) if parallel is None else parallel
         self.y = np.empty((S, d))
-        kernels.initial_states(self.parallel, streams.next_double, streams.addresses,
+        kernels.initial_states(self.parallel, streams.states,
                                schedule.init_scale, self.y)
         self.d_draft = np.zeros((S, d))
         self.fresh = np.zeros(S, dtype=np.bool_)
@@ -89,7 +89,7 @@ class DiffusionSampler:
         r.full_D = np.empty((A, d))
         r.err = np.zeros((A, 3), dtype=np.int64)
         self.sizer.reserve(r.k)
-        kernels.draft_blocks(self.parallel, self.streams.next_double, self.streams.addresses,
+        kernels.draft_blocks(self.parallel, self.streams.states,
                              samples, r.j, r.k, self.fresh, self.y, self.d_draft, self.a, self.b,
                              self.c, r.W, r.xi, r.u_stop, r.fstate, r.istate, r.cand_D)
         self.log.add_round(samples, rows)
@@ -123,7 +123,7 @@ class DiffusionSampler:
     def finish(self):
         r = self._r
         tau = np.empty(r.samples.size, dtype=np.int64)
-        kernels.settle_blocks(self.parallel, self.streams.next_double, self.streams.addresses,
+        kernels.settle_blocks(self.parallel, self.streams.states,
                               self.rule, r.samples, r.j, r.k, self.n_steps, self.y, self.d_draft,
                               self.fresh, self.a, self.b, self.c, r.W, r.xi, r.u_stop, r.fstate,
                               r.istate, r.cand_D, r.full_D, *self.sizer.arrays(),

@@ -13,6 +13,7 @@ import math
 import numpy as np
 
 from .._errors import OracleError
+from .._seeds import spawn_generators
 from .._sizer import check_block_size
 from .._tasks import TaskSampler, concurrently, first_accepted_in_order
 from ..ar.srs import _BlockSize
@@ -178,7 +179,7 @@ def _srs_block(chain, j, k, y, d_draft, fresh, rng, rates):
     while True:
         par = rate.parallelism()
         proposals = [_srs_proposal(chain, j, k, y, d_here, d_draft, child, rates)
-                     for child in rng.spawn(par)]
+                     for child in spawn_generators(rng, par)]
         results, done = yield from concurrently(proposals, first_accepted_in_order)
         for i in range(par):
             if not done[i]:

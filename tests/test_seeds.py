@@ -1,0 +1,67 @@
+"""Per-sample streams: numpy's PCG64, run inside the kernels, checked against numpy itself."""
+
+import itertools
+
+import numpy as np
+import pytest
+from numba import njit
+from scipy import stats
+
+from fastspec._seeds import SampleStreams, fill_normals, next_double, shuffle
+
+
+@njit
+def _uniforms(rng, s, n):
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = next_double(rng, s)
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 12345, np.random.SeedSequence(7, spawn_key=(3,))])
+def test_kernels_draw_what_numpy_pcg64_draws(seed):
+    streams = SampleStreams(seed, 4, offset=3)
+    for i in range(4):
+        expect = streams.generator(i).random(1000)   # a copy of the stream, not advanced
+        np.testing.assert_array_equal(_uniforms(streams.states, i, 1000), expect)
+    # the generator continues where the kernels stopped
+    again = SampleStreams(seed, 4, offset=3)
+    _uniforms(again.states, 1, 10)
+    np.testing.assert_array_equal(again.generator(1).random(5), expect_tail(seed, 1))
+
+
+def expect_tail(seed, i):
+    return SampleStreams(seed, 4, offset=3).generator(i).random(15)[10:]
+
+
+def test_streams_are_a_function_of_seed_and_index():
+    a = SampleStreams(99, 10)
+    b = SampleStreams(99, 3, offset=7)
+    np.testing.assert_array_equal(a.states[7:], b.states)
+    assert len({tuple(row) for row in a.states}) == 10
+    with pytest.raises(TypeError, match="seed must be"):
+        SampleStreams(1.5, 2)
+    with pytest.raises(ValueError, match="non-negative"):
+        SampleStreams(-3, 2)
+
+
+@njit
+def _normals(rng, s, n):
+    out = np.empty(n)
+    fill_normals(rng, s, out)
+    return out
+
+
+def test_normals_and_shuffles_have_their_laws():
+    streams = SampleStreams(3, 1)
+    z = _normals(streams.states, 0, 50_000)
+    assert stats.kstest(z, "norm").pvalue > 1e-3
+    assert stats.kstest(_normals(streams.states, 0, 7), "norm").pvalue > 1e-6  # odd length
+    counts = {}
+    values = np.arange(4)
+    for _ in range(24_000):
+        v = values.copy()
+        shuffle(streams.states, 0, v, 4)
+        counts[tuple(v)] = counts.get(tuple(v), 0) + 1
+    assert set(counts) == set(itertools.permutations(range(4)))
+    assert stats.chisquare(list(counts.values())).pvalue > 1e-3
