@@ -13,6 +13,9 @@ residual masses ``R_i``:
   below ``h_i = R_i / (R_i + 1 - pi_i)``. Deciding "from the end" with one
   uniform per decision is the same as keeping, while reading rows forward, the
   latest ``i`` that passed its test: that is what lets the rule stream.
+* ``SRS`` (speculative rejection sampling): keep the whole block with
+  probability ``min(1, prod_i rho_i)``, else nothing; the caller then draws the
+  block from the residual ``(mu_B - nu_B)_+`` by rejection (fastspec.ar.srs).
 * ``UNVERIFIED`` keeps every draft: not exact, the tests' negative control.
 """
 
@@ -30,6 +33,7 @@ AUTO_METHOD = "block"
 UNVERIFIED = 0
 TOKEN = 1
 BLOCK = 2
+SRS = 3
 
 #: Verification rule of each speculative method.
 RULES = {"token": TOKEN, "block": BLOCK}

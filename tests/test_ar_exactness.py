@@ -48,6 +48,15 @@ def test_random_order_matches_joint(table, method):
     assert p > PASS_P, f"{method}: chi-square p = {p:.3g}"
 
 
+def test_srs_without_the_residual_test_fails(table, monkeypatch):
+    # Keeping every residual proposal, untested, gives nu min(1, mu/nu) + (1 - acc) mu.
+    from fastspec.ar.srs import SrsSampler
+    monkeypatch.setattr(SrsSampler, "_log_ratio", lambda self, wave, jobs: np.full(jobs.size, np.inf))
+    res = fastspec.sample(table, n_samples=N_SAMPLES, method="srs", seed=2024)
+    p = chisquare_pvalue(empirical_counts(res.samples, table.joint.shape), table.joint.reshape(-1))
+    assert p < FAIL_P, f"the srs negative control passed: p = {p:.3g}"
+
+
 def test_unverified_drafts_fail_the_same_test(table):
     res = _sample(table, n_samples=N_SAMPLES, method="block", seed=2024, _rule=UNVERIFIED)
     counts = empirical_counts(res.samples, table.joint.shape)

@@ -42,10 +42,8 @@ def _check_gaussian_law(x, mean, var):
 def test_gaussian_exact_law(sched_name, method):
     sched = SCHEDULES[sched_name]
     mean, var = GAUSSIAN.output_law(sched)
-    # srs recursion is costly in Python: a fixed block of 2 (one level of residual recursion) keeps 20,000 samples cheap.
-    block_size = 2 if method == "srs" else "auto"
     res = fastspec.sample(GAUSSIAN, schedule=sched, n_samples=N_SAMPLES, method=method,
-                          seed=11, block_size=block_size)
+                          seed=11)
     assert res.samples.shape == (N_SAMPLES, 3)
     assert res.stats.method == method
     if method != "sequential":
@@ -98,8 +96,7 @@ def sequential_cloud():
 
 @pytest.mark.parametrize("method", ["token", "block", "srs"])
 def test_point_cloud_matches_sequential(sequential_cloud, method):
-    res = fastspec.sample(CLOUD, schedule=SHORT, n_samples=N_SAMPLES, method=method, seed=202,
-                          block_size=2 if method == "srs" else "auto")
+    res = fastspec.sample(CLOUD, schedule=SHORT, n_samples=N_SAMPLES, method=method, seed=202)
     assert _two_sample_pvalue(res.samples, sequential_cloud) > P_MIN
 
 
@@ -108,6 +105,17 @@ def test_unverified_variant_is_rejected(sequential_cloud):
     res = _sample(CLOUD, schedule=SHORT, n_samples=N_SAMPLES, method="block", seed=202,
                   _rule=UNVERIFIED)
     assert _two_sample_pvalue(res.samples, sequential_cloud) < 1e-6
+
+
+def test_srs_without_the_residual_test_is_rejected(monkeypatch):
+    """Negative control of srs: keeping every proposal, untested, is not exact."""
+    from fastspec.diffusion.srs import SrsSampler
+    monkeypatch.setattr(SrsSampler, "_log_ratio", lambda self, wave, jobs: np.full(jobs.size, np.inf))
+    sched = SCHEDULES["ve"]
+    mean, var = GAUSSIAN.output_law(sched)
+    res = fastspec.sample(GAUSSIAN, schedule=sched, n_samples=N_SAMPLES, method="srs", seed=11)
+    with pytest.raises(AssertionError):
+        _check_gaussian_law(res.samples, mean, var)
 
 
 def test_auto_is_block_and_default_schedule():

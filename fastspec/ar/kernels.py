@@ -21,7 +21,7 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel, twin
-from .._rules import BLOCK, TINY, TOKEN, stop_probability
+from .._rules import BLOCK, SRS, TINY, TOKEN, stop_probability
 from .._seeds import next_double, shuffle
 from .._sizer import FIXED, update as update_block_size
 
@@ -144,7 +144,7 @@ def _copy_window(probs, row, orders, s, first, length, out):
 
 @twin
 def verify_rows(rule, probs, tol, start, stop, slot_lo, slot_hi, samples, t, k, first_row,
-                row_start, orders, n_free, draft, W, q_at, u_stop, fstate, istate,
+                row_start, orders, n_order, draft, W, q_at, u_stop, fstate, istate,
                 cand_target, cand_win, full_win, win_len, err):
     """Read the answer rows ``start .. stop - 1`` of slots ``slot_lo .. slot_hi - 1``, in order.
 
@@ -155,6 +155,10 @@ def verify_rows(rule, probs, tol, start, stop, slot_lo, slot_hi, samples, t, k, 
     target probability 0 (block) or after the first rejection (token) are never
     used, so they are neither read nor checked. An invalid row that is used sets
     ``err[a] = (code, row, position)`` and stops the slot.
+
+    With the ``SRS`` rule the running sum is ``log prod rho`` (uncapped) and the
+    candidate is row 0: its window, the marginals at the context itself from
+    the block's first position on, seeds the residual proposals.
     """
     for a in prange(slot_lo, slot_hi):
         s = samples[a]
@@ -188,6 +192,8 @@ def verify_rows(rule, probs, tol, start, stop, slot_lo, slot_hi, samples, t, k, 
                         fstate[a, CAND_LOG_PI] = log_pi
                 elif rule == TOKEN:
                     candidate = not u_stop[a, i] < rho
+                elif rule == SRS:
+                    candidate = i == 0
                 if candidate:
                     istate[a, CAND] = i
                     istate[a, CAND_ROW] = g
@@ -197,36 +203,44 @@ def verify_rows(rule, probs, tol, start, stop, slot_lo, slot_hi, samples, t, k, 
                     if rule == TOKEN:
                         istate[a, DEAD] = 1       # rows after the first rejection are unused
                         continue
-                if rule == BLOCK:
+                if rule == BLOCK or rule == SRS:
                     if rho > 0.0:
-                        fstate[a, LOG_PI] = min(0.0, fstate[a, LOG_PI] + math.log(rho))
+                        log_pi = fstate[a, LOG_PI] + math.log(rho)
+                        fstate[a, LOG_PI] = min(0.0, log_pi) if rule == BLOCK else log_pi
                     else:
                         istate[a, DEAD] = 1       # pi = 0: no later row can be used
                 if p_w > 0.0:
                     fstate[a, LOGP] += math.log(p_w)
             else:                                 # row k: kept whole?
-                keep = rule != BLOCK or u_stop[a, k[a]] < math.exp(fstate[a, LOG_PI])
+                keep = (rule != BLOCK and rule != SRS
+                        or u_stop[a, k[a]] < math.exp(min(0.0, fstate[a, LOG_PI])))
                 istate[a, ACCEPT] = 1 if keep else 0
                 if keep:
                     istate[a, FULL_ROW] = g
                     first = t[a] + k[a]
                     _copy_window(probs, row, orders, s, first,
-                                 min(win_len[a], n_free[s] - first), full_win[a])
+                                 min(win_len[a], n_order[s] - first), full_win[a])
         g = istate[a, CAND_ROW]
         if r0 <= g < r1:
-            first = t[a] + istate[a, CAND] + 1
+            first = t[a] + istate[a, CAND] + (0 if rule == SRS else 1)
             _copy_window(probs, g - start, orders, s, first,
-                         min(win_len[a], n_free[s] - first), cand_win[a])
+                         min(win_len[a], n_order[s] - first), cand_win[a])
 
 
 @twin
-def settle_blocks(rng, rule, samples, t, k, orders, n_free, x, draft, fresh,
-                  log_prob, W, u_stop, fstate, istate, cand_target, cand_win, full_win, tol,
-                  mode, fixed, row_cost, k_state, mean, cuts, at_risk, progress, tau_out, err):
+def settle_blocks(rng, rule, samples, t, k, orders, n_free, n_order, x, draft, fresh,
+                  log_prob, W, u_stop, fstate, istate, cand_target, cand_win, full_win, win_len,
+                  tol, mode, fixed, row_cost, k_state, mean, cuts, at_risk, progress, tau_out,
+                  err):
     """Decide each slot's kept length ``tau``, draw the residual, install the next draft.
 
     Also updates the sample's block size, and draws the last free position
-    directly when only one remains and the draft is fresh (no round needed).
+    directly when only one remains and the draft is fresh (no round needed;
+    unless the order goes on, when the last round's marginals are wanted).
+    With the ``SRS`` rule a rejected block sets ``tau_out = -1`` and leaves the
+    sample as it was. When a sample reaches ``n_free`` with positions left in its
+    order (``n_order``), the last row's window becomes its draft there (srs
+    proposals hand it to their sample).
     """
     q = draft.shape[2]
     for a in prange(samples.shape[0]):
@@ -236,10 +250,14 @@ def settle_blocks(rng, rule, samples, t, k, orders, n_free, x, draft, fresh,
         if accept < 0:                            # row k was not asked (or never reached)
             if istate[a, DEAD] or err[a, 0] != 0:
                 accept = 0
-            elif rule == BLOCK:
-                accept = 1 if u_stop[a, kk] < math.exp(fstate[a, LOG_PI]) else 0
+            elif rule == BLOCK or rule == SRS:
+                accept = 1 if u_stop[a, kk] < math.exp(min(0.0, fstate[a, LOG_PI])) else 0
             else:
                 accept = 1
+        if rule == SRS and accept == 0:           # redrawn from the residual by the caller
+            tau_out[a] = -1
+            update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, 0)
+            continue
         tau = kk if accept == 1 else istate[a, CAND]
         for i in range(tau):
             x[s, orders[s, t[a] + i]] = W[a, i]
@@ -270,11 +288,14 @@ def settle_blocks(rng, rule, samples, t, k, orders, n_free, x, draft, fresh,
         progress[s] = new_t
         update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, tau)
         remaining = n_free[s] - new_t
-        if remaining <= 0 or window_row < 0:
+        if window_row < 0 or n_order[s] - new_t <= 0:
             continue
         # Install the next block's draft: the window of the row the block ended on.
-        k_next = fixed if mode == FIXED else k_state[s]
-        k_next = max(1, min(k_next, remaining))
+        if remaining > 0:
+            k_next = fixed if mode == FIXED else k_state[s]
+            k_next = max(1, min(k_next, remaining))
+        else:
+            k_next = min(win_len[a], n_order[s] - new_t)
         window = full_win[a] if tau == kk else cand_win[a]
         for j in range(k_next):
             total, code = check_marginal(window[j], tol)
@@ -284,7 +305,7 @@ def settle_blocks(rng, rule, samples, t, k, orders, n_free, x, draft, fresh,
             b = orders[s, new_t + j]
             for y in range(q):
                 draft[s, b, y] = window[j, y] / total
-        if fresh[s] and remaining == 1 and err[a, 0] == 0:
+        if fresh[s] and remaining == 1 and n_order[s] == n_free[s] and err[a, 0] == 0:
             b = orders[s, new_t]
             y = draw_categorical(draft[s, b], next_double(rng, s))
             x[s, b] = y

@@ -17,7 +17,7 @@ import numpy as np
 from .._driver import RoundLog
 from .._errors import OracleError
 from .._jit import use_parallel
-from .._rules import BLOCK, RULES
+from .._rules import BLOCK, RULES, SRS
 from .._sizer import BlockSizer
 from . import kernels
 from .kernels import N_FSTATE, N_ISTATE
@@ -99,38 +99,70 @@ class ARSampler:
     def __init__(self, model, streams, *, method, block_size, row_cost, order, given, rule=None,
                  parallel=None):
         n, q, S = model.n, model.q, len(streams)
-        self.model, self.streams, self.method = model, streams, method
-        self.n_steps = n
-        self.rule = rule if rule is not None else RULES.get(method, BLOCK)
         given = check_given(given, n, q, S)
         order = check_order(order, n)
-        self.x = np.broadcast_to(given, (S, n)).copy()
+        sizer = BlockSizer(1 if method == "sequential" else block_size, np.full(S, n), row_cost,
+                           halving=rule == SRS)
+        if parallel is None:
+            k0 = 1 if method == "sequential" else int(sizer.k[0] if sizer.mode else sizer.fixed)
+            parallel = use_parallel(S * (k0 + 1) * n)
         if order is None:
-            self.orders = np.empty((S, n), dtype=np.int64)
-            self.n_free = np.empty(S, dtype=np.int64)
+            orders = np.empty((S, n), dtype=np.int64)
+            n_free = np.empty(S, dtype=np.int64)
+            kernels.random_orders(parallel, streams.states, given, orders, n_free)
         else:
-            self.orders = _explicit_orders(order, given, S)
-            self.n_free = (self.orders >= 0).sum(axis=1).astype(np.int64)
-        self.sizer = BlockSizer(1 if method == "sequential" else block_size,
-                                np.full(S, n), row_cost)
-        k0 = 1 if method == "sequential" else int(self.sizer.propose(np.zeros(1, np.int64), n)[0])
-        self.parallel = use_parallel(S * (k0 + 1) * n) if parallel is None else parallel
-        if order is None:
-            kernels.random_orders(self.parallel, streams.states, given,
-                                  self.orders, self.n_free)
-        self.sizer.k[:] = np.maximum(1, np.ceil(np.sqrt(self.n_free))).astype(np.int64)
+            orders = _explicit_orders(order, given, S)
+            n_free = (orders >= 0).sum(axis=1).astype(np.int64)
+        sizer.k[:] = np.maximum(1, np.ceil(np.sqrt(n_free))).astype(np.int64)
+        self._setup(model, streams.states, method, rule, sizer, parallel,
+                    x=np.broadcast_to(given, (S, n)).copy(), orders=orders, n_free=n_free,
+                    draft=np.zeros((S, n, q)), fresh=np.zeros(S, dtype=np.bool_),
+                    has_draft=np.zeros(S, dtype=np.bool_))
+        self.streams = streams
+
+    @classmethod
+    def for_jobs(cls, model, rng, *, x, orders, n_free, n_order, tail_len, draft, block_size,
+                 parallel):
+        """Block-method samplers of sub-problems (srs residual proposals).
+
+        Job ``j`` draws positions ``orders[j, :n_free[j]]`` of the context
+        ``x[j]``, starting from the fresh marginals ``draft[j]`` at those
+        positions, with PCG64 states ``rng[j]``; if its order goes on
+        (``n_order[j] > n_free[j]``) its last round also asks for the marginals
+        at its final context, installed in ``draft[j]`` at the next
+        ``tail_len[j]`` positions of its order.
+        """
+        self = cls.__new__(cls)
+        J = x.shape[0]
+        sizer = BlockSizer(block_size, n_free, None)
+        self._setup(model, rng, "block", BLOCK, sizer, parallel, x=x, orders=orders,
+                    n_free=n_free, draft=draft, fresh=np.ones(J, dtype=np.bool_),
+                    has_draft=np.ones(J, dtype=np.bool_), n_order=n_order, tail_len=tail_len)
+        return self
+
+    def _setup(self, model, rng, method, rule, sizer, parallel, *, x, orders, n_free, draft,
+               fresh, has_draft, n_order=None, tail_len=None):
+        S = x.shape[0]
+        self.model, self.rng, self.method = model, rng, method
+        self.n_steps = model.n
+        self.rule = rule if rule is not None else RULES.get(method, BLOCK)
+        self.sizer, self.parallel = sizer, parallel
+        self.x, self.orders, self.n_free = x, orders, n_free
+        self.n_order = n_free.copy() if n_order is None else n_order
+        self.tail_len = np.zeros(S, dtype=np.int64) if tail_len is None else tail_len
+        self.draft, self.fresh, self.has_draft = draft, fresh, has_draft
+        self.waiting = np.zeros(S, dtype=np.bool_)
         self.progress_t = np.zeros(S, dtype=np.int64)
-        self.draft = np.zeros((S, n, q))
-        self.fresh = np.zeros(S, dtype=np.bool_)
-        self.has_draft = np.zeros(S, dtype=np.bool_)
         self.log_prob = np.zeros(S)
         self.log = RoundLog.empty(S)
+        self.rejected = np.zeros(0, dtype=np.int64)
         self._tol = 0.0
+        self._where = "round 0"
         self._r = None
 
     # -- the round protocol (fastspec._driver.BatchSampler) -------------------------------
     def plan(self):
-        samples = np.flatnonzero(self.progress_t < self.n_free)
+        samples = np.flatnonzero((self.progress_t < self.n_free) & ~self.waiting)
         if samples.size == 0:
             return 0
         r = _Round()
@@ -140,10 +172,17 @@ class ARSampler:
         # The first round only asks for the marginals at the starting context (k = 0).
         r.k = np.where(self.has_draft[samples], self.sizer.propose(samples, remaining), 0)
         r.first_row = (self.fresh[samples] & (r.k > 0)).astype(np.int64)
-        rows = r.k + 1 - r.first_row - (r.t + r.k == self.n_free[samples])
+        # Row k (all drafts pinned) is asked unless no free position would remain.
+        rows = r.k + 1 - r.first_row - (r.t + r.k == self.n_order[samples])
         r.row_start = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
         r.row_slot = np.repeat(np.arange(samples.size, dtype=np.int64), rows)
-        r.win_len = np.minimum(self.sizer.max_next(samples, r.k), remaining).astype(np.int64)
+        # Marginals kept from a row: the positions the next block may draft.
+        r.win_len = np.minimum(self.sizer.max_next(samples, r.k), remaining)
+        last = r.t + r.k == self.n_free[samples]      # a last block whose order goes on
+        r.win_len[last] = np.maximum(r.win_len[last], self.tail_len[samples][last])
+        if self.rule == SRS:                      # row 0's window also covers the block
+            r.win_len = np.maximum(r.win_len, r.k)
+        r.win_len = r.win_len.astype(np.int64)
         A, k_max, q = samples.size, max(int(r.k.max()), 1), self.model.q
         w_max = max(int(r.win_len.max()), 1)
         r.W = np.empty((A, k_max), dtype=np.int64)
@@ -156,7 +195,7 @@ class ARSampler:
         r.full_win = np.empty((A, w_max, q))
         r.err = np.zeros((A, 3), dtype=np.int64)
         self.sizer.reserve(r.k)
-        kernels.draft_blocks(self.parallel, self.streams.states,
+        kernels.draft_blocks(self.parallel, self.rng,
                              samples, r.t, r.k, self.fresh, self.orders, self.draft, r.W,
                              r.q_at, r.u_stop, r.fstate, r.istate, r.cand_target)
         self.log.add_round(samples, rows)
@@ -179,27 +218,38 @@ class ARSampler:
         slot_hi = int(np.searchsorted(r.row_start, stop, side="left"))
         kernels.verify_rows(self.parallel, self.rule, probs, tol, start, stop, slot_lo, slot_hi,
                             r.samples, r.t, r.k, r.first_row, r.row_start, self.orders,
-                            self.n_free, self.draft, r.W, r.q_at, r.u_stop, r.fstate, r.istate,
+                            self.n_order, self.draft, r.W, r.q_at, r.u_stop, r.fstate, r.istate,
                             r.cand_target, r.cand_win, r.full_win, r.win_len, r.err)
         self._raise_if_invalid(where, start, lambda a, g, b: probs[g - start, b])
 
     def finish(self):
         r = self._r
         tau = np.empty(r.samples.size, dtype=np.int64)
-        kernels.settle_blocks(self.parallel, self.streams.states,
-                              self.rule, r.samples, r.t, r.k, self.orders, self.n_free, self.x,
-                              self.draft, self.fresh, self.log_prob, r.W, r.u_stop, r.fstate,
-                              r.istate, r.cand_target, r.cand_win, r.full_win, self._tol,
+        kernels.settle_blocks(self.parallel, self.rng, self.rule, r.samples, r.t, r.k,
+                              self.orders, self.n_free, self.n_order, self.x, self.draft,
+                              self.fresh, self.log_prob, r.W, r.u_stop, r.fstate, r.istate,
+                              r.cand_target, r.cand_win, r.full_win, r.win_len, self._tol,
                               *self.sizer.arrays(), self.progress_t, tau, r.err)
         self._raise_if_invalid(self._where, None, self._window_values)
         self.has_draft[r.samples] = True
+        rejected = tau < 0                        # srs: to be redrawn from the residual
+        self.rejected = r.samples[rejected]
         if self.method != "sequential":
             spec = r.k > 0
-            self.log.add_blocks(r.samples[spec], r.k[spec], tau[spec])
+            self.log.add_blocks(r.samples[spec], r.k[spec], np.maximum(tau[spec], 0))
+        self._last = r
         self._r = None
 
     def progress(self):
         return int(self.progress_t.sum()), int(self.n_free.sum())
+
+    def progress_done(self):
+        """Which samples have drawn all their free positions."""
+        return self.progress_t >= self.n_free
+
+    def abandon(self, samples):
+        """Stop ``samples`` where they are (srs drops proposals it no longer needs)."""
+        self.progress_t[samples] = np.maximum(self.progress_t[samples], self.n_free[samples])
 
     def result(self, stats):
         from .._result import SampleResult

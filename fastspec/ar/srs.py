@@ -1,240 +1,127 @@
-"""Speculative rejection sampling (srs) for AR models, one generator task per sample.
+"""Speculative rejection sampling for AR models (see :mod:`fastspec._srs`).
 
-Block rule of the seed paper (docs/ALGORITHMS.md, "srs"): draft a block from the
-current marginals, keep it whole with probability ``min(1, mu_B / nu_B)``, else
-draw the residual ``(mu_B - nu_B)_+`` by rejection from proposals ``X ~ mu_B``
-(recursively: srs on the two halves), each kept with probability
-``(1 - nu_B(X) / mu_B(X))_+``; several proposals run concurrently and share
-rounds (:func:`fastspec._tasks.concurrently`).
+A sample's block ``B`` is drafted from its current marginals ``nu_B``; its
+proposals are block-method samples of the positions of ``B`` given its context,
+started from the marginals at that context (fresh) and returning
+``log mu_B(X)``; ``log nu_B(X)`` is read off the sample's draft.
 """
 
-import dataclasses
 import math
 
 import numpy as np
 
 from .._errors import OracleError
-from .._seeds import spawn_generators
-from .._sizer import check_block_size
-from .._tasks import TaskSampler, concurrently, first_accepted_in_order
-from . import kernels
-from .sampler import _explicit_orders, check_given, check_order
+from .._jit import use_parallel
+from .._rules import SRS
+from .._srs import SrsSampler as _Srs, draw_uniforms
+from .kernels import draw_categorical
+from .sampler import ARSampler
 
 
-class SrsSampler(TaskSampler):
-    """All samples of one srs call (see the module docstring)."""
+class SrsSampler(_Srs):
+    """All samples of one AR srs call."""
 
     def __init__(self, model, streams, *, block_size, row_cost, order, given, parallel=None):
-        n, q, S = model.n, model.q, len(streams)
-        self.model = model
-        block_size = check_block_size(block_size)
-        given = check_given(given, n, q, S)
-        order = check_order(order, n)
-        if order is None:
-            orders = np.empty((S, n), dtype=np.int64)
-            n_free = np.empty(S, dtype=np.int64)
-            kernels.random_orders(False, streams.states, given, orders,
-                                  n_free)
-        else:
-            orders = _explicit_orders(order, given, S)
-            n_free = (orders >= 0).sum(axis=1)
-        self.orders = orders
-        x0 = np.broadcast_to(given, (S, n))
-        tasks = [_srs_task(x0[s].copy(), orders[s, :n_free[s]], streams.generator(s),
-                           _BlockSize(block_size, int(n_free[s])))
-                 for s in range(S)]
-        super().__init__(tasks, n)
+        super().__init__(ARSampler(model, streams, method="srs", block_size=block_size,
+                                   row_cost=None, order=order, given=given, rule=SRS,
+                                   parallel=parallel))
 
-    # -- how AR requests stack ----------------------------------------------------------------
-    def _rows(self, request):
-        return request.shape[0]
-
-    def _stack(self, requests):
-        return requests[0] if len(requests) == 1 else np.concatenate(requests)
-
-    def _slice(self, stacked, start, stop):
-        return stacked[start:stop]
-
-    def _store(self, buffer, answer, start, stop, where):
+    @staticmethod
+    def _slice_answer(answer, lo, hi):
         probs, tol = answer
-        contexts = self._stacked[start:stop]
-        position = np.full(contexts.shape[0], -1, dtype=np.int64)
-        code = np.zeros(contexts.shape[0], dtype=np.int64)
-        kernels.find_invalid_rows(False, contexts, probs, tol, position, code)
-        bad = np.flatnonzero(code)
-        if bad.size:
-            r = int(bad[0])
-            raise OracleError(self.model.invalid_answer_message(
-                where, r, None, contexts[r], int(position[r]), probs[r, position[r]],
-                int(code[r]), tol))
-        if buffer is None:
-            buffer = np.empty((self._stacked.shape[0], self.model.n, self.model.q))
-        chunk = buffer[start:stop]
-        chunk[...] = probs                    # copied: the oracle's answer is only borrowed
-        free = contexts < 0
-        chunk[free] /= chunk[free].sum(axis=-1, keepdims=True)
-        return buffer
+        return probs[lo:hi], tol
 
-    def _split(self, buffer, sizes):
-        bounds = np.cumsum([0] + sizes)
-        return [buffer[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    def _init(self, parents, r, slot):
+        """Marginals at each rejected sample's context, on its block (k_max, q) each."""
+        outer = self.outer
+        k = r.k[slot]
+        init = np.zeros((parents.size, int(k.max()), outer.model.q))
+        for p, (a, s) in enumerate(zip(slot, parents)):
+            block = outer.orders[s, r.t[a]:r.t[a] + k[p]]
+            if r.first_row[a]:                       # fresh: the draft is exactly that
+                init[p, :k[p]] = outer.draft[s, block]
+            else:                                    # else row 0's window, checked here
+                init[p, :k[p]] = self._checked(r.cand_win[a, :k[p]], s)
+        return init
 
-    def result(self, stats):
-        from .._result import SampleResult
-        samples = np.stack([x for x, _, _ in self.results])
-        log_prob = np.array([lp for _, _, lp in self.results])
-        block_sizes = np.array([k for _, log, _ in self.results for k, _ in log], dtype=np.int64)
-        accepted = np.array([a for _, log, _ in self.results for _, a in log], dtype=np.int64)
-        stats = dataclasses.replace(stats, block_sizes=block_sizes, accepted=accepted)
-        return SampleResult(samples=samples, stats=stats, orders=self.orders, log_prob=log_prob)
+    @staticmethod
+    def _init_rows(init, p):
+        return init[p:p + 1]
 
+    @staticmethod
+    def _stack_init(parts):
+        width = max(part.shape[1] for part in parts)
+        out = np.zeros((sum(part.shape[0] for part in parts), width, parts[0].shape[2]))
+        row = 0
+        for part in parts:
+            out[row:row + part.shape[0], :part.shape[1]] = part
+            row += part.shape[0]
+        return out
 
-class _BlockSize:
-    """srs keeps a block whole or redraws it from the residual, which costs several
-    rounds: x1.5 on acceptance and x0.5 on rejection balance at a whole-block
-    acceptance rate of about 0.63. Measured on CurieWeiss(1024), 16 samples, mean
-    rounds / rows per n: x1.25 32.8 / 10.9, x1.5 19.5 / 7.8, x2 34.6 / 30.1."""
+    def _checked(self, window, s):
+        sums = window.sum(axis=1)
+        bad = (~np.isfinite(window).all(axis=1) | (window < 0).any(axis=1)
+               | (np.abs(sums - 1.0) > self.outer._tol))
+        if bad.any():
+            raise OracleError(f"{self.outer._where}: marginals returned at the context of sample "
+                              f"{s} are not a distribution at a position of its block (sums "
+                              f"{sums[bad][:3].tolist()}); the context has positive probability "
+                              "under the target, so they must be")
+        return window / sums[:, None]
 
-    def __init__(self, block_size, steps):
-        self.fixed = None if block_size == "auto" else int(block_size)
-        self.k = max(1, math.ceil(math.sqrt(steps)))
+    def _jobs(self, parents, par, k, init, rng):
+        outer = self.outer
+        n, q = outer.model.n, outer.model.q
+        t = outer.progress_t[parents]
+        remaining = outer.n_free[parents] - t
+        # Each job's order: the rest of its sample's order, the block first.
+        idx = t[:, None] + np.arange(n)
+        rest = np.where(idx < outer.n_free[parents][:, None],
+                        np.take_along_axis(outer.orders[parents], np.minimum(idx, n - 1), 1), -1)
+        job_k = np.repeat(k, par)
+        rows = np.repeat(np.arange(parents.size), par)
+        draft = np.zeros((job_k.size, n, q))
+        for i in range(int(k.max())):                # the block's marginals, all jobs at once
+            on = np.flatnonzero(i < job_k)
+            draft[on, rest[rows[on], i]] = init[rows[on], i]
+        tail = np.minimum(outer.sizer.k[parents], remaining - k)
+        return ARSampler.for_jobs(
+            outer.model, rng, x=outer.x[np.repeat(parents, par)], orders=rest[rows],
+            n_free=job_k, n_order=np.repeat(remaining, par), tail_len=np.repeat(tail, par),
+            draft=draft, block_size="auto", parallel=use_parallel(int(job_k.sum()) * n))
 
-    def propose(self, remaining):
-        return int(max(1, min(self.fixed or self.k, remaining)))
+    def _log_ratio(self, wave, jobs_idx):
+        """``log mu_B(X) - log nu_B(X)`` of finished proposals ``jobs_idx``."""
+        jobs, outer = wave.jobs, self.outer
+        parents = wave.job_parent[jobs_idx]
+        k = jobs.n_free[jobs_idx]
+        log_nu = np.zeros(jobs_idx.size)
+        for i in range(int(k.max())):
+            on = i < k
+            b = jobs.orders[jobs_idx[on], i]
+            log_nu[on] += np.log(outer.draft[parents[on], b, jobs.x[jobs_idx[on], b]])
+        return jobs.log_prob[jobs_idx] - log_nu
 
-    def update(self, k, whole):
-        self.k = max(k + 1, math.ceil(1.5 * k)) if whole else max(1, k // 2)
+    def _accept(self, wave, p, j):
+        outer, jobs = self.outer, wave.jobs
+        s = wave.parents[p]
+        t, k = outer.progress_t[s], wave.k[p]
+        block = outer.orders[s, t:t + k]
+        outer.x[s, block] = jobs.x[j, block]
+        outer.log_prob[s] += jobs.log_prob[j]
+        outer.progress_t[s] = t + k
+        tail = min(int(outer.sizer.k[s]), int(outer.n_free[s] - t - k))
+        if tail > 0:        # the job's last window: the marginals after the block
+            after = outer.orders[s, t + k:t + k + tail]
+            outer.draft[s, after] = jobs.draft[j, after]
+        outer.fresh[s] = bool(jobs.fresh[j]) and tail > 0
+        if outer.fresh[s] and outer.progress_t[s] == outer.n_free[s] - 1:
+            # the last free position, drawn from fresh marginals (no round needed)
+            b = outer.orders[s, outer.n_free[s] - 1]
+            u = np.empty(1)
+            draw_uniforms(outer.rng, np.array([s]), u)
+            y = draw_categorical(outer.draft[s, b], u[0])
+            outer.x[s, b] = y
+            outer.log_prob[s] += math.log(outer.draft[s, b, y])
+            outer.progress_t[s] = outer.n_free[s]
 
-
-def _draw(probs, u):
-    """Inverse-CDF draws, one per row of ``probs`` (k, q) with uniforms ``u`` (k,)."""
-    return np.array([kernels.draw_categorical(p, v) for p, v in zip(probs, u)], dtype=np.int64)
-
-
-def _contexts(x, block, draft, skip_first):
-    """Contexts C_i = x with draft[:i] pinned at block[:i], i = skip_first .. k."""
-    k = block.shape[0]
-    rows = np.repeat(x[None, :], k + 1 - skip_first, axis=0)
-    for r in range(rows.shape[0]):
-        i = r + skip_first
-        rows[r, block[:i]] = draft[:i]
-    return rows
-
-
-def _first_marginals(x):
-    (answer,) = yield [x[None, :].copy()]
-    return answer[0]
-
-
-def _srs_task(x, order, rng, sizer):
-    marg = yield from _first_marginals(x)
-    fresh = True
-    rate = _ProposalRate()
-    log = []
-    log_prob = 0.0
-    t = 0
-    n = order.shape[0]
-    while t < n:
-        k = sizer.propose(n - t)
-        block = order[t:t + k]
-        values, log_mu, end_marg, whole = yield from _srs_block(x, block, marg, fresh, rng, rate)
-        x[block] = values
-        log_prob += log_mu
-        if end_marg is not None:
-            marg, fresh = end_marg, True
-        else:
-            fresh = False
-        log.append((k, k if whole else 0))
-        sizer.update(k, whole)
-        t += k
-    return x, log, log_prob
-
-
-class _ProposalRate:
-    """Running acceptance rates of residual proposals, per block-length octave.
-
-    A proposal is accepted with probability TV(mu_B, nu_B), which shrinks with
-    the block length, so nested (shorter) blocks keep their own estimate.
-    ``parallelism`` runs about 2 / TV proposals at once, clamped to [2, 64].
-    """
-
-    def __init__(self):
-        self.tried = {}
-        self.accepted = {}
-
-    def parallelism(self, k):
-        key = int(k).bit_length()
-        tv = (self.accepted.get(key, 0) + 1) / (self.tried.get(key, 0) + 2)
-        return int(min(64, max(2, math.ceil(2.0 / tv))))
-
-    def record(self, k, accepted):
-        key = int(k).bit_length()
-        self.tried[key] = self.tried.get(key, 0) + 1
-        self.accepted[key] = self.accepted.get(key, 0) + int(accepted)
-
-
-def _srs_block(x, block, marg, fresh, rng, rate):
-    """Exact draw of ``block`` given context ``x`` by speculative rejection sampling.
-
-    Returns ``(values, log_mu, end_marginals or None, accepted_whole)``, with
-    ``log_mu`` the target log-probability of ``values`` and the marginals at
-    ``x`` plus the block when known.
-    """
-    k = block.shape[0]
-    draft_probs = np.ascontiguousarray(marg[block])
-    if fresh and k == 1:  # the draft is the target itself: nothing to verify
-        y = kernels.draw_categorical(draft_probs[0], rng.random())
-        return np.array([y], dtype=np.int64), math.log(draft_probs[0, y]), None, True
-    draft = _draw(draft_probs, rng.random(k))
-    (rows,) = yield [_contexts(x, block, draft, int(fresh))]
-    target = np.empty_like(draft_probs)
-    if fresh:
-        target[0] = draft_probs[0]
-        target[1:] = rows[np.arange(k - 1), block[1:]]
-    else:
-        target[:] = rows[np.arange(k), block]
-    idx = np.arange(k)
-    with np.errstate(divide="ignore"):
-        log_mu = float(np.sum(np.log(target[idx, draft])))
-        log_nu = float(np.sum(np.log(draft_probs[idx, draft])))
-    if rng.random() < math.exp(min(0.0, log_mu - log_nu)):
-        return draft, log_mu, rows[-1].copy(), True
-    if k == 1:  # p is known in full: draw (p - q)_+ directly
-        weights = np.maximum(target[0] - draft_probs[0], 0.0)
-        if weights.sum() <= 1e-300:
-            weights = target[0]
-        y = kernels.draw_categorical(weights, rng.random())
-        return np.array([y], dtype=np.int64), math.log(target[0, y]), None, False
-    marg_here = marg if fresh else rows[0].copy()  # marginals at exactly x are now known
-    while True:
-        par = rate.parallelism(k)
-        proposals = [_srs_proposal(x, block, marg_here, draft_probs, child, rate)
-                     for child in spawn_generators(rng, par)]
-        results, done = yield from concurrently(proposals, first_accepted_in_order)
-        for j in range(par):
-            if not done[j]:
-                break
-            accepted, values, log_mu_x, end_marg = results[j]
-            rate.record(k, accepted)
-            if accepted:
-                return values, log_mu_x, end_marg, False
-
-
-def _srs_proposal(x, block, marg_here, outer_draft, rng, rate):
-    """One residual proposal: X ~ mu_B by srs on the two halves, then its accept test."""
-    h = block.shape[0] // 2
-    first, second = block[:h], block[h:]
-    values1, log_mu1, marg1, _ = yield from _srs_block(x, first, marg_here, True, rng, rate)
-    x1 = x.copy()
-    x1[first] = values1
-    # Without the marginals at x1, the (stale) marginals at x are the second half's draft.
-    fresh = marg1 is not None
-    values2, log_mu2, marg2, _ = yield from _srs_block(
-        x1, second, marg1 if fresh else marg_here, fresh, rng, rate)
-    values = np.concatenate([values1, values2])
-    log_mu = log_mu1 + log_mu2
-    with np.errstate(divide="ignore"):
-        log_nu = float(np.sum(np.log(outer_draft[np.arange(block.shape[0]), values])))
-    # Accept with probability (1 - nu/mu)_+, so accepted X follow (mu - nu)_+.
-    accepted = rng.random() < 1.0 - math.exp(min(0.0, log_nu - log_mu))
-    return accepted, values, log_mu, marg2

@@ -22,16 +22,36 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel, twin
-from .._rules import BLOCK, TINY, TOKEN, stop_probability
+from .._rules import BLOCK, SRS, TINY, TOKEN, stop_probability
 from .._seeds import fill_normals, next_double
 from .._sizer import update as update_block_size
 
 _SQRT2 = math.sqrt(2.0)
 
 # Columns of the per-slot streaming state (fstate: float64, istate: int64).
-LOG_PI, CAND_LOG_PI = 0, 1
+LOG_PI, CAND_LOG_PI, LOG_REF, CAND_LOG_REF = 0, 1, 2, 3
 DEAD, CAND, CAND_ROW, ACCEPT, FULL_ROW = 0, 1, 2, 3, 4
-N_FSTATE, N_ISTATE = 2, 5
+N_FSTATE, N_ISTATE = 4, 5
+
+
+@kernel
+def reference_term(noise, den, d_draft, ref, scale):
+    """``log p / q_ref`` of one step taken with ``noise`` under the draft ``d_draft``.
+
+    The step went to ``a W + b d_draft + c noise``; under the target (denoiser
+    value ``den`` at ``W``) its noise is ``zeta = noise - scale (den - d_draft)``,
+    under a reference draft frozen at ``ref`` it is ``zeta + Delta`` with
+    ``Delta = scale (den - ref)``, ``scale = b / c``. srs proposals sum these to
+    get ``log mu_B(X) - log nu_B(X)`` against their sample's draft.
+    """
+    dot = 0.0
+    sq = 0.0
+    for t in range(noise.shape[0]):
+        delta = scale * (den[t] - ref[t])
+        zeta = noise[t] - scale * (den[t] - d_draft[t])
+        dot += zeta * delta
+        sq += delta * delta
+    return dot + 0.5 * sq
 
 
 @kernel
@@ -145,8 +165,12 @@ def initial_states(rng, init_scale, y):
 
 @twin
 def draft_blocks(rng, samples, j, k, fresh, y, d_draft, a, b, c,
-                 W, xi, u_stop, fstate, istate, cand_D):
-    """Draft each slot's block with the frozen denoiser, draw its stop uniforms, reset state."""
+                 W, xi, u_stop, fstate, istate, cand_D, track, ref_D):
+    """Draft each slot's block with the frozen denoiser, draw its stop uniforms, reset state.
+
+    With ``track`` (srs proposals), a fresh draft's step 0 (whose denoiser value
+    is the draft's) adds its :func:`reference_term` here.
+    """
     dim = y.shape[1]
     for slot in prange(samples.shape[0]):
         s = samples[slot]
@@ -166,6 +190,9 @@ def draft_blocks(rng, samples, j, k, fresh, y, d_draft, a, b, c,
         istate[slot, ACCEPT] = -1
         istate[slot, FULL_ROW] = -1
         cand_D[slot, :] = d_draft[s, :]   # fresh: row 0's denoiser value is the draft's
+        if track and fresh[s] and k[slot] > 0:
+            fstate[slot, LOG_REF] = reference_term(xi[slot, 0], d_draft[s], d_draft[s], ref_D[s],
+                                                   b[j[slot]] / c[j[slot]])
 
 
 @twin
@@ -184,14 +211,16 @@ def fill_states(samples, j, W, first_row, row_start, row_slot, start, s_scale, s
 
 @twin
 def verify_rows(rule, den, start, stop, slot_lo, slot_hi, samples, j, k, first_row, row_start,
-                d_draft, b, c, xi, u_stop, fstate, istate, cand_D, full_D, err):
+                d_draft, b, c, xi, u_stop, fstate, istate, cand_D, full_D, err, track, ref_D):
     """Read the denoiser rows ``start .. stop - 1`` of slots ``slot_lo .. slot_hi - 1``, in order.
 
     Keeps, per slot, the running log pi (block rule), the latest stop candidate
     and its denoiser value (the next draft if the block is cut there) and
     whether the whole block is kept. Rows after the first rejection (token) are
     never used, so they are not read. A non-finite row that is used sets
-    ``err[slot] = (row, chain step)`` and stops the slot.
+    ``err[slot] = (row, chain step)`` and stops the slot. With the ``SRS`` rule
+    the running sum is ``log prod rho`` (uncapped) and the candidate is row 0
+    (the denoiser at the block's start, which seeds the residual proposals).
     """
     dim = den.shape[1]
     for slot in prange(slot_lo, slot_hi):
@@ -231,15 +260,23 @@ def verify_rows(rule, den, start, stop, slot_lo, slot_hi, samples, j, k, first_r
                     fstate[slot, LOG_PI] = min(0.0, log_pi + log_rho)
                 elif rule == TOKEN:
                     candidate = not u_stop[slot, i] < math.exp(min(0.0, log_rho))
+                elif rule == SRS:
+                    candidate = i == 0
+                    fstate[slot, LOG_PI] += log_rho
                 if candidate:
                     istate[slot, CAND] = i
                     istate[slot, CAND_ROW] = g
+                    fstate[slot, CAND_LOG_REF] = fstate[slot, LOG_REF]
                     for t in range(dim):
                         cand_D[slot, t] = den[row, t]
                     if rule == TOKEN:
                         istate[slot, DEAD] = 1    # rows after the first rejection are unused
+                if track:
+                    fstate[slot, LOG_REF] += reference_term(xi[slot, i], den[row], d_draft[s],
+                                                            ref_D[s], scale)
             else:                                 # row k: kept whole?
-                keep = rule != BLOCK or u_stop[slot, k[slot]] < math.exp(fstate[slot, LOG_PI])
+                keep = (rule != BLOCK and rule != SRS
+                        or u_stop[slot, k[slot]] < math.exp(min(0.0, fstate[slot, LOG_PI])))
                 istate[slot, ACCEPT] = 1 if keep else 0
                 if keep:
                     istate[slot, FULL_ROW] = g
@@ -248,13 +285,18 @@ def verify_rows(rule, den, start, stop, slot_lo, slot_hi, samples, j, k, first_r
 
 
 @twin
-def settle_blocks(rng, rule, samples, j, k, n_steps, y, d_draft, fresh,
+def settle_blocks(rng, rule, samples, j, k, stop_at, n_steps, y, d_draft, fresh,
                   a, b, c, W, xi, u_stop, fstate, istate, cand_D, full_D,
-                  mode, fixed, row_cost, k_state, mean, cuts, at_risk, progress, tau_out):
+                  mode, fixed, row_cost, k_state, mean, cuts, at_risk, progress, tau_out,
+                  track, ref_D, log_ref):
     """Decide each slot's kept length ``tau``, draw the residual step, install the next draft.
 
-    Also updates the sample's block size, and takes the last step directly when
-    only one remains and the draft is fresh (no round needed).
+    Also updates the sample's block size, and takes the last step (of
+    ``stop_at[s]``) directly when only one remains and the draft is fresh (no
+    round needed), unless the chain goes on after it (srs proposals want the
+    denoiser at their last state). With the ``SRS`` rule a rejected block sets
+    ``tau_out = -1`` and leaves the sample as it was. With ``track``, adds each
+    step's :func:`reference_term` to ``log_ref``.
     """
     dim = y.shape[1]
     for slot in prange(samples.shape[0]):
@@ -264,12 +306,18 @@ def settle_blocks(rng, rule, samples, j, k, n_steps, y, d_draft, fresh,
         if accept < 0:                            # row k was not asked (or never reached)
             if istate[slot, DEAD]:
                 accept = 0
-            elif rule == BLOCK:
-                accept = 1 if u_stop[slot, kk] < math.exp(fstate[slot, LOG_PI]) else 0
+            elif rule == BLOCK or rule == SRS:
+                accept = 1 if u_stop[slot, kk] < math.exp(min(0.0, fstate[slot, LOG_PI])) else 0
             else:
                 accept = 1
+        if rule == SRS and accept == 0:           # redrawn from the residual by the caller
+            tau_out[slot] = -1
+            update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, 0)
+            continue
         tau = kk if accept == 1 else istate[slot, CAND]
         if tau == kk:
+            if track:
+                log_ref[s] += fstate[slot, LOG_REF]
             y[s, :] = W[slot, kk, :]
             if istate[slot, FULL_ROW] >= 0:
                 d_draft[s, :] = full_D[slot, :]
@@ -302,6 +350,9 @@ def settle_blocks(rng, rule, samples, j, k, n_steps, y, d_draft, fresh,
                         if ok:
                             break
                     noise = set_along(noise, delta, False, tt)
+            if track:
+                log_ref[s] += fstate[slot, CAND_LOG_REF] + reference_term(
+                    noise, cand_D[slot], d_draft[s], ref_D[s], scale)
             for t in range(dim):
                 y[s, t] = a[step] * W[slot, tau, t] + b[step] * d_draft[s, t] + c[step] * noise[t]
                 d_draft[s, t] = cand_D[slot, t]   # the denoiser at the last kept state: stale
@@ -310,9 +361,12 @@ def settle_blocks(rng, rule, samples, j, k, n_steps, y, d_draft, fresh,
         tau_out[slot] = tau
         progress[s] = new_j
         update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, tau)
-        if fresh[s] and n_steps - new_j == 1:     # the last step needs no round
-            noise = np.empty(dim)
+        if fresh[s] and stop_at[s] - new_j == 1 and stop_at[s] == n_steps:
+            noise = np.empty(dim)                 # the last step needs no round
             fill_normals(rng, s, noise)
+            if track:
+                log_ref[s] += reference_term(noise, d_draft[s], d_draft[s], ref_D[s],
+                                             b[new_j] / c[new_j])
             for t in range(dim):
                 y[s, t] = a[new_j] * y[s, t] + b[new_j] * d_draft[s, t] + c[new_j] * noise[t]
-            progress[s] = n_steps
+            progress[s] = stop_at[s]

@@ -24,7 +24,7 @@ import numpy as np
 from .._driver import RoundLog
 from .._errors import OracleError
 from .._jit import use_parallel
-from .._rules import BLOCK, RULES
+from .._rules import BLOCK, RULES, SRS
 from .._sizer import BlockSizer
 from . import kernels
 from .kernels import N_FSTATE, N_ISTATE
@@ -40,40 +40,70 @@ class DiffusionSampler:
     def __init__(self, model, streams, *, method, schedule, block_size, row_cost, rule=None,
                  parallel=None):
         S, N, d = len(streams), schedule.n_steps, model.dim
-        self.model, self.streams, self.method = model, streams, method
+        rule = rule if rule is not None else RULES.get(method, BLOCK)
+        sizer = BlockSizer(1 if method == "sequential" else block_size, np.full(S, N), row_cost,
+                           halving=rule == SRS)
+        if parallel is None:
+            k0 = 1 if method == "sequential" else int(sizer.k[0] if sizer.mode else sizer.fixed)
+            parallel = use_parallel(S * (k0 + 1) * d)
+        y = np.empty((S, d))
+        kernels.initial_states(parallel, streams.states, schedule.init_scale, y)
+        # "sequential" spends its first round on D(y_0); the others draft with D = 0.
+        self._setup(model, streams.states, method, rule, schedule, sizer, parallel, y=y,
+                    d_draft=np.zeros((S, d)), fresh=np.zeros(S, dtype=np.bool_),
+                    has_draft=np.full(S, method != "sequential"), start=np.zeros(S, np.int64),
+                    stop=np.full(S, N, dtype=np.int64))
+        self.streams = streams
+
+    @classmethod
+    def for_jobs(cls, model, rng, schedule, *, y, start, stop, d_draft, ref_D, parallel):
+        """Block-method samplers of stretches of the chain (srs residual proposals).
+
+        Job ``i`` runs steps ``start[i] .. stop[i] - 1`` from state ``y[i]``, with
+        the fresh denoiser value ``d_draft[i] = D(y[i])``, PCG64 states ``rng[i]``;
+        if the chain goes on, its last round also asks for the denoiser at its
+        final state (then in ``d_draft``, ``fresh``). It sums ``log mu / nu`` of its
+        path against the reference draft ``ref_D[i]`` in ``log_ref``.
+        """
+        self = cls.__new__(cls)
+        J = y.shape[0]
+        sizer = BlockSizer("auto", stop - start, None)
+        self._setup(model, rng, "block", BLOCK, schedule, sizer, parallel, y=y, d_draft=d_draft,
+                    fresh=np.ones(J, dtype=np.bool_), has_draft=np.ones(J, dtype=np.bool_),
+                    start=start, stop=stop, ref_D=ref_D)
+        return self
+
+    def _setup(self, model, rng, method, rule, schedule, sizer, parallel, *, y, d_draft, fresh,
+               has_draft, start, stop, ref_D=None):
+        S = y.shape[0]
+        self.model, self.rng, self.method, self.rule = model, rng, method, rule
         self.schedule = schedule
-        self.n_steps = N
-        self.rule = rule if rule is not None else RULES.get(method, BLOCK)
+        self.n_steps = schedule.n_steps
         self.a = np.ascontiguousarray(schedule.a)
         self.b = np.ascontiguousarray(schedule.b)
         self.c = np.ascontiguousarray(schedule.c)
         self.s = np.ascontiguousarray(schedule.s)
         self.sigma = np.ascontiguousarray(schedule.sigma)
-        self.sizer = BlockSizer(1 if method == "sequential" else block_size, np.full(S, N),
-                                row_cost)
-        k0 = 1 if method == "sequential" else int(self.sizer.k[0]) if block_size == "auto" \
-            else int(block_size)
-        self.parallel = use_parallel(S * (k0 + 1) * d) if parallel is None else parallel
-        self.y = np.empty((S, d))
-        kernels.initial_states(self.parallel, streams.states,
-                               schedule.init_scale, self.y)
-        self.d_draft = np.zeros((S, d))
-        self.fresh = np.zeros(S, dtype=np.bool_)
-        # "sequential" spends its first round on D(y_0); the others draft with D = 0.
-        self.has_draft = np.full(S, method != "sequential")
-        self.progress_j = np.zeros(S, dtype=np.int64)
+        self.sizer, self.parallel = sizer, parallel
+        self.y, self.d_draft, self.fresh, self.has_draft = y, d_draft, fresh, has_draft
+        self.progress_j, self.stop = start.copy(), stop
+        self.track = ref_D is not None
+        self.ref_D = ref_D if ref_D is not None else np.zeros((0, y.shape[1]))
+        self.log_ref = np.zeros(S)
+        self.waiting = np.zeros(S, dtype=np.bool_)
+        self.rejected = np.zeros(0, dtype=np.int64)
         self.log = RoundLog.empty(S)
         self._r = None
 
     # -- the round protocol (fastspec._driver.BatchSampler) -------------------------------
     def plan(self):
-        samples = np.flatnonzero(self.progress_j < self.n_steps)
+        samples = np.flatnonzero((self.progress_j < self.stop) & ~self.waiting)
         if samples.size == 0:
             return 0
         r = _Round()
         r.samples = samples
         r.j = self.progress_j[samples]
-        remaining = self.n_steps - r.j
+        remaining = self.stop[samples] - r.j
         r.k = np.where(self.has_draft[samples], self.sizer.propose(samples, remaining), 0)
         r.first_row = (self.fresh[samples] & (r.k > 0)).astype(np.int64)
         rows = r.k + 1 - r.first_row - (r.j + r.k == self.n_steps)
@@ -89,9 +119,10 @@ class DiffusionSampler:
         r.full_D = np.empty((A, d))
         r.err = np.zeros((A, 3), dtype=np.int64)
         self.sizer.reserve(r.k)
-        kernels.draft_blocks(self.parallel, self.streams.states,
+        kernels.draft_blocks(self.parallel, self.rng,
                              samples, r.j, r.k, self.fresh, self.y, self.d_draft, self.a, self.b,
-                             self.c, r.W, r.xi, r.u_stop, r.fstate, r.istate, r.cand_D)
+                             self.c, r.W, r.xi, r.u_stop, r.fstate, r.istate, r.cand_D,
+                             self.track, self.ref_D)
         self.log.add_round(samples, rows)
         self._r = r
         return int(r.row_start[-1])
@@ -111,7 +142,7 @@ class DiffusionSampler:
         kernels.verify_rows(self.parallel, self.rule, answer, start, stop, slot_lo, slot_hi,
                             r.samples, r.j, r.k, r.first_row, r.row_start, self.d_draft, self.b,
                             self.c, r.xi, r.u_stop, r.fstate, r.istate, r.cand_D, r.full_D,
-                            r.err)
+                            r.err, self.track, self.ref_D)
         bad = np.flatnonzero(r.err[:, 0])
         if bad.size:
             slot = int(bad[0])
@@ -123,19 +154,29 @@ class DiffusionSampler:
     def finish(self):
         r = self._r
         tau = np.empty(r.samples.size, dtype=np.int64)
-        kernels.settle_blocks(self.parallel, self.streams.states,
-                              self.rule, r.samples, r.j, r.k, self.n_steps, self.y, self.d_draft,
-                              self.fresh, self.a, self.b, self.c, r.W, r.xi, r.u_stop, r.fstate,
-                              r.istate, r.cand_D, r.full_D, *self.sizer.arrays(),
-                              self.progress_j, tau)
+        kernels.settle_blocks(self.parallel, self.rng, self.rule, r.samples, r.j, r.k, self.stop,
+                              self.n_steps, self.y, self.d_draft, self.fresh, self.a, self.b,
+                              self.c, r.W, r.xi, r.u_stop, r.fstate, r.istate, r.cand_D,
+                              r.full_D, *self.sizer.arrays(), self.progress_j, tau, self.track,
+                              self.ref_D, self.log_ref)
         self.has_draft[r.samples] = True
+        self.rejected = r.samples[tau < 0]        # srs: to be redrawn from the residual
         if self.method != "sequential":
             spec = r.k > 0
-            self.log.add_blocks(r.samples[spec], r.k[spec], tau[spec])
+            self.log.add_blocks(r.samples[spec], r.k[spec], np.maximum(tau[spec], 0))
+        self._last = r
         self._r = None
 
     def progress(self):
-        return int(self.progress_j.sum()), int(self.n_steps * self.y.shape[0])
+        return int(self.progress_j.sum()), int(self.stop.sum())
+
+    def progress_done(self):
+        """Which samples have reached the step they stop at."""
+        return self.progress_j >= self.stop
+
+    def abandon(self, samples):
+        """Stop ``samples`` where they are (srs drops proposals it no longer needs)."""
+        self.progress_j[samples] = np.maximum(self.progress_j[samples], self.stop[samples])
 
     def result(self, stats):
         from .._result import SampleResult

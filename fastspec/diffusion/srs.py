@@ -1,207 +1,75 @@
-"""Speculative rejection sampling (srs) for diffusion chains, one generator task per sample.
+"""Speculative rejection sampling for diffusion chains (see :mod:`fastspec._srs`).
 
-Block rule of the seed paper (docs/ALGORITHMS.md, "srs"): draft ``k`` steps with
-the denoiser frozen, keep the whole path with probability ``min(1, mu_B / nu_B)``,
-else draw the residual ``(mu_B - nu_B)_+`` by rejection from proposals
-``X ~ mu_B`` (recursively: srs on the two halves), each kept with probability
-``(1 - nu_B(X) / mu_B(X))_+``; concurrent proposals share rounds.
+A sample's block is ``k`` steps drafted with the denoiser frozen (``nu_B``); its
+proposals are block-method runs of the same ``k`` steps from the sample's state,
+started from the denoiser there (fresh), each summing ``log mu_B(X) - log nu_B(X)``
+of its path against the sample's frozen draft as it goes
+(:func:`fastspec.diffusion.kernels.reference_term`).
 """
-
-import dataclasses
-import math
 
 import numpy as np
 
-from .._errors import OracleError
-from .._seeds import spawn_generators
-from .._sizer import check_block_size
-from .._tasks import TaskSampler, concurrently, first_accepted_in_order
-from ..ar.srs import _BlockSize
-from . import kernels
+from .._jit import kernel, use_parallel
+from .._rules import SRS
+from .._seeds import fill_normals
+from .._srs import SrsSampler as _Srs
+from .sampler import DiffusionSampler
 
 
-class _Chain:
-    """Schedule arrays plus helpers to build denoiser requests."""
-
-    def __init__(self, schedule, dim):
-        self.a = np.ascontiguousarray(schedule.a)
-        self.b = np.ascontiguousarray(schedule.b)
-        self.c = np.ascontiguousarray(schedule.c)
-        self.s = schedule.s
-        self.sigma = schedule.sigma
-        self.init_scale = schedule.init_scale
-        self.n = schedule.n_steps
-        self.dim = dim
-
-    def request(self, states, first_step):
-        """Request ``(z, sigma, steps)`` for ``states`` at consecutive steps from ``first_step``."""
-        steps = np.arange(first_step, first_step + states.shape[0])
-        return (states / self.s[steps, None], self.sigma[steps], steps)
-
-    def coefs(self, j, k):
-        return self.a[j:j + k], self.b[j:j + k], self.c[j:j + k]
+@kernel
+def _last_step(rng, s, y, d_draft, a, b, c):
+    """``y <- a y + b D + c xi`` for sample ``s`` (its final step, from a fresh D)."""
+    noise = np.empty(y.shape[1])
+    fill_normals(rng, s, noise)
+    for t in range(y.shape[1]):
+        y[s, t] = a * y[s, t] + b * d_draft[s, t] + c * noise[t]
 
 
-def draft_states(y0, d_draft, a, b, c, xi):
-    """``W_0 = y0``, ``W_{i+1} = a_i W_i + b_i d_draft + c_i xi_i``; returns (k + 1, d)."""
-    w = np.empty((xi.shape[0] + 1, y0.shape[0]))
-    w[0] = y0
-    for i in range(xi.shape[0]):
-        w[i + 1] = a[i] * w[i] + b[i] * d_draft + c[i] * xi[i]
-    return w
-
-
-def log_ratios(w, d_vals, d_draft, a, b, c):
-    """Per-step ``log p_i / q_i`` of path ``w`` (k + 1, d) given denoiser values (k, d)."""
-    zeta = (w[1:] - a[:, None] * w[:-1] - b[:, None] * d_draft) / c[:, None]
-    delta = b[:, None] * (d_vals - d_draft) / c[:, None]
-    return np.sum(zeta * delta, axis=1) - 0.5 * np.sum(delta * delta, axis=1)
-
-
-class SrsSampler(TaskSampler):
-    """All samples of one srs call (see the module docstring)."""
+class SrsSampler(_Srs):
+    """All samples of one diffusion srs call."""
 
     def __init__(self, model, streams, *, schedule, block_size, row_cost, parallel=None):
-        self.model = model
-        block_size = check_block_size(block_size)
-        chain = _Chain(schedule, model.dim)
-        tasks = [_srs_task(chain, streams.generator(s), _BlockSize(block_size, chain.n))
-                 for s in range(len(streams))]
-        super().__init__(tasks, chain.n)
+        super().__init__(DiffusionSampler(model, streams, method="srs", schedule=schedule,
+                                          block_size=block_size, row_cost=None, rule=SRS,
+                                          parallel=parallel))
 
-    # -- how diffusion requests stack -----------------------------------------------------------
-    def _rows(self, request):
-        return request[0].shape[0]
+    @staticmethod
+    def _slice_answer(answer, lo, hi):
+        return answer[lo:hi]
 
-    def _stack(self, requests):
-        return tuple(np.concatenate([r[i] for r in requests]) for i in range(3))
+    def _init(self, parents, r, slot):
+        """The denoiser at each rejected sample's state: its row 0, or its fresh draft."""
+        return r.cand_D[slot].copy()
 
-    def _slice(self, stacked, start, stop):
-        return stacked[0][start:stop], stacked[1][start:stop]
+    @staticmethod
+    def _init_rows(init, p):
+        return init[p:p + 1]
 
-    def _store(self, buffer, answer, start, stop, where):
-        finite = np.isfinite(answer).all(axis=1)
-        if not finite.all():
-            r = int(np.flatnonzero(~finite)[0])
-            step = int(self._stacked[2][start + r])
-            raise OracleError(self.model.non_finite_message(
-                where, r, None, step, self._stacked[1][start + r], answer[r]))
-        if buffer is None:
-            buffer = np.empty((self._stacked[0].shape[0], self.model.dim))
-        buffer[start:stop] = answer           # copied: the oracle's answer is only borrowed
-        return buffer
+    @staticmethod
+    def _stack_init(parts):
+        return np.concatenate(parts)
 
-    def _split(self, buffer, sizes):
-        bounds = np.cumsum([0] + sizes)
-        return [buffer[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+    def _jobs(self, parents, par, k, init, rng):
+        outer = self.outer
+        start = np.repeat(outer.progress_j[parents], par)
+        return DiffusionSampler.for_jobs(
+            outer.model, rng, outer.schedule, y=np.repeat(outer.y[parents], par, axis=0),
+            start=start, stop=start + np.repeat(k, par), d_draft=np.repeat(init, par, axis=0),
+            ref_D=np.repeat(outer.d_draft[parents], par, axis=0),
+            parallel=use_parallel(int(k.sum() * par.mean()) * outer.model.dim))
 
-    def result(self, stats):
-        from .._result import SampleResult
-        samples = np.stack([y for y, _ in self.results])
-        block_sizes = np.array([k for _, log in self.results for k, _ in log], dtype=np.int64)
-        accepted = np.array([a for _, log in self.results for _, a in log], dtype=np.int64)
-        stats = dataclasses.replace(stats, block_sizes=block_sizes, accepted=accepted)
-        return SampleResult(samples=samples, stats=stats)
+    def _log_ratio(self, wave, jobs_idx):
+        return wave.jobs.log_ref[jobs_idx]
 
-
-class _ProposalRate:
-    """Running acceptance rate of residual proposals (an estimate of the block TV)."""
-
-    def __init__(self):
-        self.tried = 0
-        self.accepted = 0
-
-    def parallelism(self):
-        tv = (self.accepted + 1) / (self.tried + 2)
-        return int(min(64, max(2, math.ceil(2.0 / tv))))
-
-
-def _verify_round(chain, j, k, w, fresh):
-    """Request for a drafted block: states ``W_lo .. W_{hi-1}`` (``W_0`` only when stale,
-    ``W_k`` only when the chain goes on after it); returns ``(request or None, lo, hi)``."""
-    lo = 1 if fresh else 0
-    hi = k if j + k == chain.n else k + 1
-    if hi <= lo:
-        return None, lo, hi
-    return chain.request(w[lo:hi], j + lo), lo, hi
-
-
-def _srs_task(chain, rng, sizer):
-    y = chain.init_scale * rng.standard_normal(chain.dim)
-    d_draft = np.zeros(chain.dim)
-    fresh = False
-    rates = {}  # proposal acceptance rate per block length (the TV differs by length)
-    log = []
-    j = 0
-    while j < chain.n:
-        k = sizer.propose(chain.n - j)
-        path, d_vals, end_known, whole = yield from _srs_block(
-            chain, j, k, y, d_draft, fresh, rng, rates)
-        y = path[k]
-        d_draft, fresh = (d_vals[k], True) if end_known else (d_vals[k - 1], False)
-        log.append((k, k if whole else 0))
-        sizer.update(k, whole)
-        j += k
-    return y, log
-
-
-def _srs_block(chain, j, k, y, d_draft, fresh, rng, rates):
-    """Exact draw of steps ``j .. j+k-1`` from ``y`` by speculative rejection sampling.
-
-    Returns ``(path (k+1, d), d_vals (k+1, d), end_known, accepted_whole)``:
-    ``d_vals[i]`` is the denoiser at ``path[i]`` for ``i < k`` (always known:
-    every step of an exact draw used it) and at ``path[k]`` if ``end_known``.
-    """
-    a, b, c = chain.coefs(j, k)
-    xi = rng.standard_normal((k, chain.dim))
-    w = draft_states(y, d_draft, a, b, c, xi)
-    d_vals = np.empty((k + 1, chain.dim))
-    if fresh and k == 1:  # the draft is the target itself: nothing to verify
-        d_vals[0] = d_draft
-        return w, d_vals, False, True
-    req, lo, hi = _verify_round(chain, j, k, w, fresh)
-    (answer,) = yield [req]
-    if fresh:
-        d_vals[0] = d_draft
-    d_vals[lo:hi] = answer
-    log_rho = log_ratios(w, d_vals[:k], d_draft, a, b, c)
-    if rng.random() < math.exp(min(0.0, float(np.sum(log_rho)))):
-        return w, d_vals, hi == k + 1, True
-    if k == 1:  # residual (p - q)_+ of one step: the reflection of the rejected noise
-        delta = b[0] * (d_vals[0] - d_draft) / c[0]
-        noise = kernels.set_along(xi[0], delta, True, 0.0)
-        path = w.copy()
-        path[1] = a[0] * w[0] + b[0] * d_draft + c[0] * noise
-        return path, d_vals, False, False
-    # Residual (mu - nu)_+ by rejection: proposals X ~ mu, accepted w.p. (1 - nu/mu)_+.
-    d_here = d_vals[0]  # the denoiser at y is known now
-    rate = rates.setdefault(k, _ProposalRate())
-    while True:
-        par = rate.parallelism()
-        proposals = [_srs_proposal(chain, j, k, y, d_here, d_draft, child, rates)
-                     for child in spawn_generators(rng, par)]
-        results, done = yield from concurrently(proposals, first_accepted_in_order)
-        for i in range(par):
-            if not done[i]:
-                break
-            rate.tried += 1
-            accepted, path, p_vals, end_known = results[i]
-            if accepted:
-                rate.accepted += 1
-                return path, p_vals, end_known, False
-
-
-def _srs_proposal(chain, j, k, y, d_here, outer_draft, rng, rates):
-    """One residual proposal: X ~ mu_B by srs on the two halves, then its accept test."""
-    h = k // 2
-    path1, vals1, end1, _ = yield from _srs_block(chain, j, h, y, d_here, True, rng, rates)
-    # Without the denoiser at path1[h], the one at path1[h-1] is the second half's draft.
-    draft2 = vals1[h] if end1 else vals1[h - 1]
-    path2, vals2, end2, _ = yield from _srs_block(
-        chain, j + h, k - h, path1[h], draft2, end1, rng, rates)
-    path = np.concatenate([path1[:h], path2])
-    vals = np.concatenate([vals1[:h], vals2])
-    a, b, c = chain.coefs(j, k)
-    log_r = float(np.sum(log_ratios(path, vals[:k], outer_draft, a, b, c)))  # log mu_B - log nu_B
-    accepted = rng.random() < -math.expm1(min(0.0, -log_r))
-    return accepted, path, vals, end2
+    def _accept(self, wave, p, j):
+        outer, jobs = self.outer, wave.jobs
+        s = wave.parents[p]
+        outer.y[s] = jobs.y[j]
+        outer.d_draft[s] = jobs.d_draft[j]
+        outer.fresh[s] = jobs.fresh[j]
+        outer.progress_j[s] = jobs.stop[j]
+        step = outer.progress_j[s]
+        if outer.fresh[s] and outer.stop[s] - step == 1:   # the last step needs no round
+            _last_step(outer.rng, s, outer.y, outer.d_draft, outer.a[step], outer.b[step],
+                       outer.c[step])
+            outer.progress_j[s] = outer.stop[s]

@@ -1,0 +1,197 @@
+"""Speculative rejection sampling (srs), batched: what both pipelines share.
+
+The seed paper's sequence-level rule (docs/ALGORITHMS.md, "srs"). Each sample
+drafts a block ``B`` (``nu_B``: its current marginals, or its frozen-denoiser
+path) and keeps it whole with probability ``min(1, mu_B(W) / nu_B(W))``, where
+``mu_B`` is the target law of the block. Otherwise the block is drawn from the
+residual ``(mu_B - nu_B)_+`` by rejection: proposals ``X ~ mu_B`` are kept with
+probability ``(1 - nu_B(X) / mu_B(X))_+``; the first kept one *in index order*
+wins (never the first to finish, which would depend on the value drawn).
+
+The proposals are drawn with the best exact sampler fastspec has, the batched
+block sampler, run on the sub-problem "block ``B`` from the sample's current
+state" (``for_jobs``); it returns ``log mu_B(X) - log nu_B(X)`` from the
+conditionals its own verification computed, and asks in its last round for the
+marginals (or denoiser value) after the block: the sample's next, fresh draft.
+The proposals of every sample rejected in one round form one *wave*, a batch
+that shares every round with the other samples' blocks and the other waves.
+Each sample runs ``par`` proposals at once, from its own running acceptance
+rate of proposals; their streams are seeded from the sample's own, so sample
+``i`` stays a function of ``(seed, i)``.
+"""
+
+import numpy as np
+
+from ._jit import kernel
+from ._seeds import next_double, next_uint64, seed_states
+
+#: Concurrent proposals per rejected block: about 2 / (estimated acceptance of a
+#: proposal), clamped to [PAR_MIN, PAR_MAX]. A proposal is kept with probability
+#: TV(mu_B, nu_B), so 2 / TV of them find one with probability 1 - e^-2 = 0.86.
+PAR_MIN, PAR_MAX = 2, 64
+
+
+@kernel
+def seed_jobs(rng, parents, job_rng):
+    """Job j's PCG64 state, seeded with four words drawn from its parent's stream.
+
+    Jobs are taken in order, so a sample's jobs take its stream's words in index
+    order, whatever else is in the wave.
+    """
+    words = np.empty((parents.shape[0], 4), dtype=np.uint64)
+    for j in range(parents.shape[0]):
+        for w in range(4):
+            words[j, w] = next_uint64(rng, parents[j])
+    seed_states(words, job_rng)
+
+
+@kernel
+def draw_uniforms(rng, rows, out):
+    """One uniform from each stream ``rows[i]``, in order."""
+    for i in range(rows.shape[0]):
+        out[i] = next_double(rng, rows[i])
+
+
+def _octave(k):
+    return np.minimum(np.floor(np.log2(np.maximum(k, 1))).astype(np.int64) + 1, 63)
+
+
+class Wave:
+    """The proposals of the samples whose blocks were rejected in one round."""
+
+    def __init__(self, parents, par, k, init, jobs, rng):
+        self.parents = parents                           # (P,)
+        self.par = par                                   # proposals per parent (P,)
+        self.k = k                                       # block length per parent (P,)
+        self.init = init                                 # what seeds a parent's proposals
+        self.job_parent = np.repeat(parents, par)
+        self.first_job = np.concatenate([[0], np.cumsum(par)[:-1]]).astype(np.int64)
+        self.jobs, self.rng = jobs, rng
+        self.decision = np.full(self.job_parent.size, -1, dtype=np.int64)  # -1 running, 0/1
+        self.open = np.ones(parents.size, dtype=np.bool_)
+
+
+class SrsSampler:
+    """srs around a pipeline's batched sampler (``outer``, rule ``SRS``).
+
+    Subclasses provide :meth:`_init` (what seeds the proposals of rejected
+    samples), :meth:`_jobs` (the proposals' batched sampler),
+    :meth:`_log_ratio` (``log mu_B(X) - log nu_B(X)`` of finished proposals) and
+    :meth:`_accept` (install a kept proposal in its sample).
+    """
+
+    def __init__(self, outer):
+        self.outer = outer
+        self.model = outer.model
+        self.n_steps = outer.n_steps
+        self.log = outer.log
+        S = outer.y.shape[0] if hasattr(outer, "y") else outer.x.shape[0]
+        self.block_k = np.zeros(S, dtype=np.int64)       # a waiting sample's block length
+        self.tried = np.zeros((S, 64), dtype=np.int64)   # its proposals, by block-length octave
+        self.kept = np.zeros((S, 64), dtype=np.int64)
+        self.waves = []
+
+    # -- the round protocol (fastspec._driver.BatchSampler) -------------------------------
+    def plan(self):
+        self.sources = []
+        total = self.outer.plan()
+        self.sources.append((self.outer, 0, total))
+        busy = []
+        for wave in self.waves:
+            rows = wave.jobs.plan()
+            if rows:
+                r = wave.jobs._r
+                parents = wave.job_parent[r.samples]
+                np.add.at(self.log.rows, parents, np.diff(r.row_start))
+                busy.append(parents)
+                self.sources.append((wave.jobs, total, total + rows))
+                total += rows
+        if busy:   # a waiting sample has no row of its own: count its round once, via its jobs
+            self.log.rounds[np.unique(np.concatenate(busy))] += 1
+        return total
+
+    def _pieces(self, start, stop):
+        for source, lo, hi in self.sources:
+            a, b = max(start, lo), min(stop, hi)
+            if a < b:
+                yield source, a - lo, b - lo, a - start, b - start
+
+    def request(self, start, stop):
+        parts = [src.request(a, b) for src, a, b, _, _ in self._pieces(start, stop)]
+        if isinstance(parts[0], tuple):
+            return tuple(np.concatenate(p) for p in zip(*parts))
+        return np.concatenate(parts)
+
+    def consume(self, answer, start, stop, where):
+        for src, a, b, lo, hi in self._pieces(start, stop):
+            src.consume(self._slice_answer(answer, lo, hi), a, b, where)
+
+    def finish(self):
+        outer = self.outer
+        self._new = []
+        if outer._r is not None:
+            r = outer._r
+            outer.finish()
+            if outer.rejected.size:
+                slot = np.searchsorted(r.samples, outer.rejected)
+                self._new.append((outer.rejected, r.k[slot], self._init(outer.rejected, r, slot)))
+                self.block_k[outer.rejected] = r.k[slot]
+                outer.waiting[outer.rejected] = True
+        for wave in self.waves:
+            if wave.jobs._r is not None:
+                wave.jobs.finish()
+            self._resolve(wave)
+        self.waves = [w for w in self.waves if w.open.any()]
+        if self._new:            # one wave for every sample that needs proposals now
+            parents = np.concatenate([p for p, _, _ in self._new])
+            k = np.concatenate([k for _, k, _ in self._new])
+            init = self._stack_init([i for _, _, i in self._new])
+            par = self._par(parents, k)
+            rng = np.empty((int(par.sum()), 4), dtype=np.uint64)
+            seed_jobs(outer.rng, np.repeat(parents, par), rng)
+            jobs = self._jobs(parents, par, k, init, rng)
+            self.waves.append(Wave(parents, par, k, init, jobs, rng))
+
+    def progress(self):
+        return self.outer.progress()
+
+    def result(self, stats):
+        return self.outer.result(stats)
+
+    # -- residual proposals ------------------------------------------------------------------
+    def _par(self, parents, k):
+        octave = _octave(k)
+        tv = (self.kept[parents, octave] + 1) / (self.tried[parents, octave] + 2)
+        return np.clip(np.ceil(2.0 / tv), PAR_MIN, PAR_MAX).astype(np.int64)
+
+    def _resolve(self, wave):
+        """Test finished proposals; settle samples whose first open proposal was kept."""
+        jobs = wave.jobs
+        newly = np.flatnonzero((jobs.progress_done()) & (wave.decision < 0))
+        if newly.size:
+            u = np.empty(newly.size)
+            draw_uniforms(wave.rng, newly, u)
+            log_ratio = self._log_ratio(wave, newly)
+            keep = u < -np.expm1(np.minimum(0.0, -log_ratio))
+            wave.decision[newly] = keep.astype(np.int64)
+            parents = wave.job_parent[newly]
+            octave = _octave(np.repeat(wave.k, wave.par)[newly])
+            np.add.at(self.tried, (parents, octave), 1)
+            np.add.at(self.kept, (parents, octave), keep.astype(np.int64))
+        # Per open sample: its first proposal not rejected, in index order.
+        candidate = np.where(wave.decision != 0, np.arange(wave.decision.size),
+                             wave.decision.size)
+        first = np.minimum.reduceat(candidate, wave.first_job)
+        last = wave.first_job + wave.par
+        for p in np.flatnonzero(wave.open):
+            j = first[p]
+            if j >= last[p]:                              # all rejected: more proposals
+                wave.open[p] = False
+                self._new.append((wave.parents[p:p + 1], wave.k[p:p + 1],
+                                  self._init_rows(wave.init, p)))
+            elif wave.decision[j] == 1:
+                wave.open[p] = False
+                jobs.abandon(np.arange(wave.first_job[p], last[p]))
+                s = wave.parents[p]
+                self._accept(wave, p, j)
+                self.outer.waiting[s] = False
