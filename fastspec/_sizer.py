@@ -13,10 +13,8 @@ Rules (``mode``):
   doubles the length; a block cut short sets it to ``GROW_AFTER_CUT`` times a
   running mean of the positions advanced per block.
 * ``HALVING`` (srs, whose blocks are kept whole or redrawn from the residual at
-  the cost of several rounds): x1.5 after a block kept whole, x0.5 after a
-  rejected one; these balance at a whole-block acceptance rate of about 2/3.
-  Measured with the per-sample srs on CurieWeiss(1024), 16 samples, mean rounds
-  / rows per n: x1.25 32.8 / 10.9, x1.5 19.5 / 7.8, x2 34.6 / 30.1.
+  the cost of several rounds): ``SRS_GROW`` times the block after a block kept
+  whole, ``SRS_SHRINK`` times after a rejected one.
 * ``COST`` (``row_cost`` given): pick the ``k`` that maximises the expected
   advance per unit of oracle cost, ``E[min(A + 1, k)] / (1 + row_cost * k)``,
   with ``A`` the drafts accepted before the first rejection, estimated by
@@ -45,6 +43,13 @@ GROW_AFTER_CUT = 2.5
 
 #: Weight of a past block in the cost-aware acceptance estimate, per newer block.
 COST_MEMORY = 0.8
+
+#: srs block length after a block kept whole / rejected, in units of that block.
+#: Measured (12 seeds, one sample, rounds and rows per n; see docs/BENCHMARKS.md):
+#: MarkovChain e^2 n=1024 / CurieWeiss n=1024 / MarkovChain n=256:
+#: x1.5 / x0.5: 41.0, 3.76n / 12.8, 2.97n / 17.1, 2.82n;
+#: x1.5 / x0.75: 38.0, 3.75n / 12.8, 1.81n / 16.7, 3.12n (with at most 4 proposals).
+SRS_GROW, SRS_SHRINK = 1.5, 0.75
 
 
 def check_block_size(block_size):
@@ -121,7 +126,7 @@ class BlockSizer:
             return np.maximum(2 * k, self.k[samples])
         if self.mode == HALVING:
             return np.maximum(np.maximum(self.k[samples], k + 1),
-                              np.ceil(1.5 * k).astype(np.int64))
+                              np.ceil(SRS_GROW * k).astype(np.int64))
         mean = self.mean[samples]
         cut_mean = np.where(np.isnan(mean), k, 0.5 * np.nan_to_num(mean) + 0.5 * k)
         return np.maximum(np.maximum(self.k[samples], 2 * k),
@@ -147,7 +152,8 @@ def update(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, k, accepted):
     if mode == FIXED or k < 1:
         return
     if mode == HALVING:
-        k_state[s] = max(k + 1, int(math.ceil(1.5 * k))) if accepted >= k else max(1, k // 2)
+        k_state[s] = (max(k + 1, int(math.ceil(SRS_GROW * k))) if accepted >= k
+                      else max(1, int(SRS_SHRINK * k)))
         return
     if mode == DEFAULT:
         if accepted >= k:

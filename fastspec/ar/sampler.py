@@ -122,12 +122,15 @@ class ARSampler:
 
     @classmethod
     def for_jobs(cls, model, rng, *, x, orders, n_free, n_order, tail_len, draft, block_size,
-                 parallel):
+                 first_block, parallel):
         """Block-method samplers of sub-problems (srs residual proposals).
 
         Job ``j`` draws positions ``orders[j, :n_free[j]]`` of the context
         ``x[j]``, starting from the fresh marginals ``draft[j]`` at those
-        positions, with PCG64 states ``rng[j]``; if its order goes on
+        positions, with PCG64 states ``rng[j]``, its first block ``first_block[j]``
+        long (srs measured: the whole block, 39.7 rounds per sample on a
+        MarkovChain e^2 n=1024 against 67.0 starting at its square root, 3 seeds);
+        if its order goes on
         (``n_order[j] > n_free[j]``) its last round also asks for the marginals
         at its final context, installed in ``draft[j]`` at the next
         ``tail_len[j]`` positions of its order.
@@ -135,6 +138,7 @@ class ARSampler:
         self = cls.__new__(cls)
         J = x.shape[0]
         sizer = BlockSizer(block_size, n_free, None)
+        sizer.k[:] = first_block
         self._setup(model, rng, "block", BLOCK, sizer, parallel, x=x, orders=orders,
                     n_free=n_free, draft=draft, fresh=np.ones(J, dtype=np.bool_),
                     has_draft=np.ones(J, dtype=np.bool_), n_order=n_order, tail_len=tail_len)

@@ -88,7 +88,8 @@ class SrsSampler(_Srs):
         return ARSampler.for_jobs(
             outer.model, rng, x=outer.x[np.repeat(parents, par)], orders=rest[rows],
             n_free=job_k, n_order=np.repeat(remaining, par), tail_len=np.repeat(tail, par),
-            draft=draft, block_size="auto", parallel=use_parallel(int(job_k.sum()) * n))
+            draft=draft, block_size="auto", first_block=job_k,
+            parallel=use_parallel(int(job_k.sum()) * n))
 
     def _log_ratio(self, wave, jobs_idx):
         """``log mu_B(X) - log nu_B(X)`` of finished proposals ``jobs_idx``."""

@@ -68,6 +68,7 @@ class DiffusionSampler:
         self = cls.__new__(cls)
         J = y.shape[0]
         sizer = BlockSizer("auto", stop - start, None)
+        sizer.k[:] = stop - start          # first block: the whole stretch (as AR proposals)
         self._setup(model, rng, "block", BLOCK, schedule, sizer, parallel, y=y, d_draft=d_draft,
                     fresh=np.ones(J, dtype=np.bool_), has_draft=np.ones(J, dtype=np.bool_),
                     start=start, stop=stop, ref_D=ref_D)
