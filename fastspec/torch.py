@@ -126,7 +126,7 @@ def _as_symbols(symbols, q, mask_id):
         if (sym < 0).any():
             i = int(np.flatnonzero(sym < 0)[0])
             raise ValueError(f"symbols must be token ids >= 0, got symbols[{i}] = {sym[i]}")
-        values, first, counts = np.unique(sym, return_index=True, return_counts=True)
+        values, counts = np.unique(sym, return_counts=True)
         if (counts > 1).any():
             token = int(values[counts > 1][0])
             where = np.flatnonzero(sym == token).tolist()
