@@ -10,7 +10,8 @@ where ``D(z, sigma) = E[x | x + sigma * eps = z]`` is the model's denoiser and
 law of ``y_N``.
 
 Built-in chains: :func:`ve` (variance exploding, ancestral), :func:`vp`
-(DDPM ancestral) and :func:`sl` (stochastic localization, Euler-Maruyama).
+(DDPM ancestral), :func:`ddpm` (DDPM ancestral on a trained model's own
+timesteps) and :func:`sl` (stochastic localization, Euler-Maruyama).
 Any other chain can be given as a :class:`Schedule` built from arrays.
 """
 
@@ -19,7 +20,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["Schedule", "ve", "vp", "sl"]
+__all__ = ["Schedule", "ve", "vp", "ddpm", "sl"]
 
 
 def _as_float(name, value, *, positive=False, nonnegative=False):
@@ -253,6 +254,141 @@ def vp(n_steps=1000, beta_min=0.1, beta_max=20.0):
     rev = slice(None, None, -1)  # step j = 0 is t = N
     return Schedule(a_t[rev], b_t[rev], np.sqrt(var_t)[rev], s_t[rev], sigma_t[rev], 1.0,
                     name=f"vp(n_steps={n}, beta_min={lo:g}, beta_max={hi:g})")
+
+
+def _as_alphas_cumprod(alphas_cumprod):
+    """Checked float64 copy of a discrete-time model's ``alphas_cumprod`` (T,).
+
+    Also used by :func:`fastspec.torch.denoiser`, so that a schedule and an
+    adapter built from one table see the same noise levels to the last bit.
+    """
+    if hasattr(alphas_cumprod, "detach") and hasattr(alphas_cumprod, "double"):
+        # a torch tensor, possibly on a GPU or in half precision (duck-typed: no torch import)
+        alphas_cumprod = alphas_cumprod.detach().double().cpu().numpy()
+    try:
+        abar = np.array(alphas_cumprod, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"alphas_cumprod must be a 1-D array of floats: {exc}") from None
+    if abar.ndim != 1 or abar.shape[0] < 1:
+        raise ValueError(f"alphas_cumprod must be a non-empty 1-D array (T,), got shape "
+                         f"{abar.shape}")
+    bad = np.flatnonzero(~np.isfinite(abar) | (abar <= 0) | (abar >= 1))
+    if bad.size:
+        t = int(bad[0])
+        raise ValueError(
+            f"alphas_cumprod[{t}] must be finite and in (0, 1), got {abar[t]}: it is the "
+            "signal fraction of timestep t (1 would mean no noise, sigma = 0, where no "
+            "Gaussian step exists)")
+    bad = np.flatnonzero(np.diff(abar) >= 0)
+    if bad.size:
+        t = int(bad[0])
+        raise ValueError(
+            f"alphas_cumprod must be strictly decreasing (more noise at each later timestep), "
+            f"got alphas_cumprod[{t}] = {abar[t]} and alphas_cumprod[{t + 1}] = {abar[t + 1]}; "
+            "if the table is in reverse order, pass alphas_cumprod[::-1]")
+    return abar
+
+
+def _ddpm_timesteps(n_train, n_steps):
+    """The kept timesteps, descending: diffusers' "linspace" spacing.
+
+    ``round(linspace(0, T - 1, n_steps))`` reversed, so both ``T - 1`` and
+    ``0`` are kept; for ``n_steps = 1`` the single step starts at ``T - 1``
+    (pure noise), where diffusers' formula would give timestep 0.
+    """
+    if n_steps == 1:
+        return np.array([n_train - 1], dtype=np.int64)
+    return np.linspace(0, n_train - 1, n_steps).round()[::-1].astype(np.int64)
+
+
+def ddpm(alphas_cumprod, n_steps=None):
+    """DDPM ancestral sampler on a discrete-time model's own timesteps.
+
+    A model trained on ``T`` timesteps with ``alphas_cumprod`` (``abar``,
+    the signal fraction: ``x_t = sqrt(abar_t) x_0 + sqrt(1 - abar_t) eps``)
+    is queried only at noise levels it was trained on. The chain visits the
+    timesteps ``t_0 > t_1 > ... > t_{N-1}``: all of ``T - 1 .. 0``, or
+    ``n_steps`` of them evenly spaced from ``T - 1`` down to 0 (rounded to
+    integers as diffusers' ``timestep_spacing="linspace"`` does). Step ``j``
+    goes from ``t = t_j`` to the previous kept timestep ``p = t_{j+1}``
+    (``abar_p = 1``, clean data, after the last one), with the strided
+    one-step quantities ``alpha = abar_t / abar_p``, ``beta = 1 - alpha``
+    and the posterior-mean coefficients of ``E[x_p | x_t, x_0]``:
+    ``a = sqrt(alpha) (1 - abar_p) / (1 - abar_t)``,
+    ``b = sqrt(abar_p) beta / (1 - abar_t)``, where ``x_0`` is the denoiser's
+    estimate ``D(x_t / sqrt(abar_t), sqrt((1 - abar_t) / abar_t))``. The
+    noise is the posterior variance ``c**2 = (1 - abar_p) / (1 - abar_t) beta``;
+    it is zero on the last step, which takes the value of the step before
+    (the "clipped" variance, as :func:`vp` does), so every ``c_j > 0``; with
+    a single step, ``c**2 = beta``. ``y_0 ~ N(0, I)``.
+
+    Parameters
+    ----------
+    alphas_cumprod : array_like of float, shape (T,)
+        ``abar_t`` for ``t = 0..T-1``, as diffusers' ``DDPMScheduler``
+        holds it (a NumPy array, a list, or a torch tensor on any device):
+        finite, strictly decreasing, every value in (0, 1).
+    n_steps : int, optional
+        Number of chain steps N, ``1 <= N <= T``; default T (every
+        timestep, the original DDPM sampler).
+
+    Returns
+    -------
+    Schedule
+        N steps; the output ``y_N`` is the chain's ``x_0`` (a draw in data
+        space). ``sigma`` holds ``sqrt((1 - abar_t) / abar_t)`` at the kept
+        timesteps, exactly the values :func:`fastspec.torch.denoiser` maps
+        back to integer timesteps.
+
+    Raises
+    ------
+    ValueError
+        If ``alphas_cumprod`` is not 1-D, holds a non-finite value or one
+        outside (0, 1), or does not decrease strictly; if ``n_steps`` is not
+        an int in ``1..T``.
+
+    Notes
+    -----
+    Conventions: the posterior of Ho, Jain and Abbeel's DDPM (2020, eq. 7),
+    taken between kept timesteps as diffusers' ``DDPMScheduler.step`` does
+    with its ``previous_timestep`` (``alpha_prod_t / alpha_prod_t_prev``
+    over the stride, ``variance_type="fixed_small"``). Two differences from
+    that scheduler: the last step adds the clipped variance instead of no
+    noise (the speculative methods need ``c_j > 0``; improved DDPM, Nichol
+    and Dhariwal 2021, clips the posterior log-variance in the same way), and
+    the estimate of ``x_0`` is never clipped to ``[-1, 1]`` (diffusers'
+    ``clip_sample``) or thresholded: the chain uses the denoiser as it is.
+    With every timestep and ``abar`` the cumulative product of :func:`vp`'s
+    betas, the coefficients equal :func:`vp`'s up to rounding.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastspec.schedules import ddpm
+    >>> abar = np.cumprod(1.0 - np.linspace(1e-4, 0.02, 1000))  # DDPM's linear betas
+    >>> sched = ddpm(abar, n_steps=50)
+    >>> sched.n_steps, round(float(sched.sigma[0]), 1), round(float(sched.sigma[-1]), 4)
+    (50, 157.4, 0.01)
+    """
+    abar = _as_alphas_cumprod(alphas_cumprod)
+    n_train = abar.shape[0]
+    n = n_train if n_steps is None else _as_steps(n_steps)
+    if n > n_train:
+        raise ValueError(f"n_steps must be <= T = {n_train} (the model's trained timesteps), "
+                         f"got {n}")
+    steps = _ddpm_timesteps(n_train, n)
+    abar_t = abar[steps]
+    abar_p = np.concatenate([abar[steps[1:]], [1.0]])
+    # abar_p - abar_t is exact when the two are within a factor 2 (Sterbenz), so beta
+    # keeps full relative precision even for tiny per-step betas.
+    beta = (abar_p - abar_t) / abar_p
+    alpha = abar_t / abar_p
+    a = np.sqrt(alpha) * (1.0 - abar_p) / (1.0 - abar_t)
+    b = np.sqrt(abar_p) * beta / (1.0 - abar_t)
+    var = (1.0 - abar_p) / (1.0 - abar_t) * beta
+    var[-1] = var[-2] if n > 1 else beta[-1]
+    return Schedule(a, b, np.sqrt(var), np.sqrt(abar_t), np.sqrt((1.0 - abar_t) / abar_t), 1.0,
+                    name=f"ddpm(T={n_train}, n_steps={n})")
 
 
 def sl(n_steps=1000, t_max=10.0):
