@@ -92,11 +92,6 @@ class RoundLog:
     def empty(cls, n_samples):
         return cls(np.zeros(n_samples, dtype=np.int64), np.zeros(n_samples, dtype=np.int64))
 
-    def add_round(self, samples, rows):
-        """Samples ``samples`` asked for ``rows`` rows each this round."""
-        self.rows[samples] += rows
-        self.rounds[samples[rows > 0]] += 1
-
     def add_blocks(self, samples, k, accepted):
         self.block_samples.append(samples)
         self.block_sizes.append(k)

@@ -115,22 +115,15 @@ class BlockSizer:
 
     def propose(self, samples, remaining):
         """Length of the next block of ``samples`` (int64 array), at most ``remaining``."""
-        k = np.full(samples.shape[0], self.fixed) if self.mode == FIXED else self.k[samples]
-        return np.maximum(1, np.minimum(k, remaining))
+        out = np.empty(samples.shape[0], dtype=np.int64)
+        for i in range(samples.shape[0]):
+            out[i] = next_block(self.mode, self.fixed, self.k, samples[i], remaining[i])
+        return out
 
     def max_next(self, samples, k):
         """The largest block the rule can propose after blocks ``k`` of ``samples``."""
-        if self.mode == FIXED:
-            return np.full(samples.shape[0], self.fixed)
-        if self.mode == COST:
-            return np.maximum(2 * k, self.k[samples])
-        if self.mode == HALVING:
-            return np.maximum(np.maximum(self.k[samples], k + 1),
-                              np.ceil(SRS_GROW * k).astype(np.int64))
-        mean = self.mean[samples]
-        cut_mean = np.where(np.isnan(mean), k, 0.5 * np.nan_to_num(mean) + 0.5 * k)
-        return np.maximum(np.maximum(self.k[samples], 2 * k),
-                          np.ceil(GROW_AFTER_CUT * cut_mean).astype(np.int64))
+        return np.array([max_next(self.mode, self.fixed, self.k, self.mean, s, kk)
+                         for s, kk in zip(samples, k)], dtype=np.int64)
 
     def reserve(self, k):
         """Make room in the cost-aware estimate for blocks of length up to ``max(k)``."""
@@ -144,6 +137,92 @@ class BlockSizer:
     def arrays(self):
         """State passed to the kernels that call :func:`update`."""
         return (self.mode, self.fixed, self.row_cost, self.k, self.mean, self.cuts, self.at_risk)
+
+    def plan(self, progress, stop, waiting, order_len, has_draft, fresh, tail_len, log,
+             cover_block=False):
+        """:func:`plan_blocks`; returns ``samples, t, k, first_row, row_start, win_len, k_max,
+        w_max`` (arrays cut to the unfinished samples)."""
+        S = progress.shape[0]
+        samples, t, k, first_row, win_len = (np.empty(S, dtype=np.int64) for _ in range(5))
+        row_start = np.empty(S + 1, dtype=np.int64)
+        A, k_max, w_max = plan_blocks(progress, stop, waiting, order_len, has_draft, fresh,
+                                      tail_len, cover_block, self.mode, self.fixed, self.k,
+                                      self.mean, log.rounds, log.rows, samples, t, k, first_row,
+                                      row_start, win_len)
+        return (samples[:A], t[:A], k[:A], first_row[:A], row_start[:A + 1], win_len[:A],
+                k_max, w_max)
+
+
+@kernel
+def next_block(mode, fixed, k_state, s, remaining):
+    """Length of sample ``s``'s next block, at most ``remaining`` (and at least 1)."""
+    k = fixed if mode == FIXED else k_state[s]
+    return max(1, min(k, remaining))
+
+
+@kernel
+def max_next(mode, fixed, k_state, mean, s, k):
+    """The largest block the rule can propose for sample ``s`` after a block of ``k``."""
+    if mode == FIXED:
+        return fixed
+    if mode == COST:
+        return max(2 * k, k_state[s])
+    if mode == HALVING:
+        return max(k_state[s], k + 1, int(math.ceil(SRS_GROW * k)))
+    cut_mean = k if math.isnan(mean[s]) else 0.5 * mean[s] + 0.5 * k
+    return max(k_state[s], 2 * k, int(math.ceil(GROW_AFTER_CUT * cut_mean)))
+
+
+@kernel
+def plan_blocks(progress, stop, waiting, order_len, has_draft, fresh, tail_len, cover_block,
+                mode, fixed, k_state, mean, log_rounds, log_rows, samples, t, k, first_row,
+                row_start, win_len):
+    """This round's block of each unfinished sample, and the rows it asks for.
+
+    Fills slot ``a = 0, 1, ..`` for each sample ``s`` with ``progress[s] <
+    stop[s]`` and not ``waiting``: ``samples[a] = s``, its progress ``t[a]``, its
+    block length ``k[a]`` (0 for a sample with no draft yet: its first round only
+    asks for its starting point), whether row 0 is skipped (``first_row``: fresh
+    draft), its rows ``row_start[a] .. row_start[a + 1] - 1`` (row ``k`` is
+    skipped when nothing would remain after the block in the sample's order,
+    ``order_len``), and how many positions after each row's block position the
+    sampler keeps (``win_len``: the next block's draft; ``tail_len`` for a block
+    that ends the stretch of a sample whose order goes on; at least the block
+    itself when ``cover_block``). Adds the rows to the per-sample log.
+
+    Returns
+    -------
+    n_slots, k_max, w_max : int
+    """
+    row_start[0] = 0
+    n_slots = 0
+    k_max = 1
+    w_max = 1
+    for s in range(progress.shape[0]):
+        if progress[s] >= stop[s] or waiting[s]:
+            continue
+        a = n_slots
+        samples[a] = s
+        t[a] = progress[s]
+        remaining = stop[s] - t[a]
+        kk = next_block(mode, fixed, k_state, s, remaining) if has_draft[s] else 0
+        k[a] = kk
+        first_row[a] = 1 if fresh[s] and kk > 0 else 0
+        rows = kk + 1 - first_row[a] - (1 if t[a] + kk == order_len[s] else 0)
+        row_start[a + 1] = row_start[a] + rows
+        w = min(max_next(mode, fixed, k_state, mean, s, kk), remaining)
+        if t[a] + kk == stop[s]:
+            w = max(w, tail_len[s])
+        if cover_block:
+            w = max(w, kk)
+        win_len[a] = w
+        k_max = max(k_max, kk)
+        w_max = max(w_max, w)
+        log_rows[s] += rows
+        if rows > 0:
+            log_rounds[s] += 1
+        n_slots += 1
+    return n_slots, k_max, w_max
 
 
 @kernel

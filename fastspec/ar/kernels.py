@@ -122,11 +122,11 @@ def draft_blocks(rng, samples, t, k, fresh, orders, draft, W, q_at, u_stop,
 
 
 @twin
-def fill_contexts(x, samples, t, orders, W, first_row, row_start, row_slot, start, out):
+def fill_contexts(x, samples, t, orders, W, first_row, row_start, start, out):
     """Rows ``start .. start + len(out) - 1`` of the round's request: contexts ``C_i``."""
     for r in prange(out.shape[0]):
         g = start + np.int64(r)  # (a parallel loop index is unsigned: keep integer arithmetic)
-        a = row_slot[g]
+        a = np.searchsorted(row_start, g, side="right") - 1
         s = samples[a]
         i = g - row_start[a] + first_row[a]
         out[r, :] = x[s, :]
@@ -143,10 +143,10 @@ def _copy_window(probs, row, orders, s, first, length, out):
 
 
 @twin
-def verify_rows(rule, probs, tol, start, stop, slot_lo, slot_hi, samples, t, k, first_row,
+def verify_rows(rule, probs, tol, start, stop, samples, t, k, first_row,
                 row_start, orders, n_order, draft, W, q_at, u_stop, fstate, istate,
                 cand_target, cand_win, full_win, win_len, err):
-    """Read the answer rows ``start .. stop - 1`` of slots ``slot_lo .. slot_hi - 1``, in order.
+    """Read the answer rows ``start .. stop - 1`` (of whichever slots they belong to), in order.
 
     Keeps, per slot, the running log pi (block rule), the log-probability of the
     drafts so far, the latest stop candidate (its target marginal and, at the end
@@ -160,6 +160,8 @@ def verify_rows(rule, probs, tol, start, stop, slot_lo, slot_hi, samples, t, k, 
     candidate is row 0: its window, the marginals at the context itself from
     the block's first position on, seeds the residual proposals.
     """
+    slot_lo = np.searchsorted(row_start, start, side="right") - 1
+    slot_hi = np.searchsorted(row_start, stop, side="left")
     for a in prange(slot_lo, slot_hi):
         s = samples[a]
         r0 = max(start, row_start[a])

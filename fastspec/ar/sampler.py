@@ -18,7 +18,7 @@ from .._driver import RoundLog
 from .._errors import OracleError
 from .._jit import use_parallel
 from .._rules import BLOCK, RULES, SRS
-from .._sizer import BlockSizer
+from .._sizer import COST, BlockSizer
 from . import kernels
 from .kernels import N_FSTATE, N_ISTATE
 
@@ -166,29 +166,15 @@ class ARSampler:
 
     # -- the round protocol (fastspec._driver.BatchSampler) -------------------------------
     def plan(self):
-        samples = np.flatnonzero((self.progress_t < self.n_free) & ~self.waiting)
-        if samples.size == 0:
-            return 0
         r = _Round()
-        r.samples = samples
-        r.t = self.progress_t[samples]
-        remaining = self.n_free[samples] - r.t
         # The first round only asks for the marginals at the starting context (k = 0).
-        r.k = np.where(self.has_draft[samples], self.sizer.propose(samples, remaining), 0)
-        r.first_row = (self.fresh[samples] & (r.k > 0)).astype(np.int64)
-        # Row k (all drafts pinned) is asked unless no free position would remain.
-        rows = r.k + 1 - r.first_row - (r.t + r.k == self.n_order[samples])
-        r.row_start = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
-        r.row_slot = np.repeat(np.arange(samples.size, dtype=np.int64), rows)
-        # Marginals kept from a row: the positions the next block may draft.
-        r.win_len = np.minimum(self.sizer.max_next(samples, r.k), remaining)
-        last = r.t + r.k == self.n_free[samples]      # a last block whose order goes on
-        r.win_len[last] = np.maximum(r.win_len[last], self.tail_len[samples][last])
-        if self.rule == SRS:                      # row 0's window also covers the block
-            r.win_len = np.maximum(r.win_len, r.k)
-        r.win_len = r.win_len.astype(np.int64)
-        A, k_max, q = samples.size, max(int(r.k.max()), 1), self.model.q
-        w_max = max(int(r.win_len.max()), 1)
+        (r.samples, r.t, r.k, r.first_row, r.row_start, r.win_len, k_max,
+         w_max) = self.sizer.plan(self.progress_t, self.n_free, self.waiting, self.n_order,
+                                  self.has_draft, self.fresh, self.tail_len, self.log,
+                                  cover_block=self.rule == SRS)
+        A, q = r.samples.size, self.model.q
+        if A == 0:
+            return 0
         r.W = np.empty((A, k_max), dtype=np.int64)
         r.q_at = np.empty((A, k_max))
         r.u_stop = np.empty((A, k_max + 1))
@@ -198,11 +184,11 @@ class ARSampler:
         r.cand_win = np.empty((A, w_max, q))
         r.full_win = np.empty((A, w_max, q))
         r.err = np.zeros((A, 3), dtype=np.int64)
-        self.sizer.reserve(r.k)
-        kernels.draft_blocks(self.parallel, self.rng,
-                             samples, r.t, r.k, self.fresh, self.orders, self.draft, r.W,
-                             r.q_at, r.u_stop, r.fstate, r.istate, r.cand_target)
-        self.log.add_round(samples, rows)
+        if self.sizer.mode == COST:
+            self.sizer.reserve(r.k)
+        kernels.draft_blocks(self.parallel, self.rng, r.samples, r.t, r.k, self.fresh,
+                             self.orders, self.draft, r.W, r.q_at, r.u_stop, r.fstate, r.istate,
+                             r.cand_target)
         self._r = r
         return int(r.row_start[-1])
 
@@ -210,7 +196,7 @@ class ARSampler:
         r = self._r
         out = np.empty((stop - start, self.model.n), dtype=np.int64)
         kernels.fill_contexts(self.parallel, self.x, r.samples, r.t, self.orders, r.W,
-                              r.first_row, r.row_start, r.row_slot, start, out)
+                              r.first_row, r.row_start, start, out)
         return out
 
     def consume(self, answer, start, stop, where):
@@ -218,10 +204,7 @@ class ARSampler:
         r = self._r
         self._tol = max(self._tol, tol)
         self._where = where.split(",")[0]
-        slot_lo = int(np.searchsorted(r.row_start, start, side="right")) - 1
-        slot_hi = int(np.searchsorted(r.row_start, stop, side="left"))
-        kernels.verify_rows(self.parallel, self.rule, probs, tol, start, stop, slot_lo, slot_hi,
-                            r.samples, r.t, r.k, r.first_row, r.row_start, self.orders,
+        kernels.verify_rows(self.parallel, self.rule, probs, tol, start, stop, r.samples, r.t, r.k, r.first_row, r.row_start, self.orders,
                             self.n_order, self.draft, r.W, r.q_at, r.u_stop, r.fstate, r.istate,
                             r.cand_target, r.cand_win, r.full_win, r.win_len, r.err)
         self._raise_if_invalid(where, start, lambda a, g, b: probs[g - start, b])
@@ -272,9 +255,9 @@ class ARSampler:
 
     def _raise_if_invalid(self, where, start, values_of):
         r = self._r
-        bad = np.flatnonzero(r.err[:, 0])
-        if bad.size == 0:
+        if not r.err[:, 0].any():
             return
+        bad = np.flatnonzero(r.err[:, 0])
         a = int(bad[0])
         code, g, b = (int(v) for v in r.err[a])
         s = int(r.samples[a])

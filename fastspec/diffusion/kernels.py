@@ -196,12 +196,11 @@ def draft_blocks(rng, samples, j, k, fresh, y, d_draft, a, b, c,
 
 
 @twin
-def fill_states(samples, j, W, first_row, row_start, row_slot, start, s_scale, sigma,
-                z_out, sigma_out):
+def fill_states(samples, j, W, first_row, row_start, start, s_scale, sigma, z_out, sigma_out):
     """Rows ``start ..`` of the request: ``z = W_i / s_{j+i}`` and ``sigma_{j+i}``."""
     for r in prange(z_out.shape[0]):
         g = start + np.int64(r)  # (a parallel loop index is unsigned: keep integer arithmetic)
-        slot = row_slot[g]
+        slot = np.searchsorted(row_start, g, side="right") - 1
         i = g - row_start[slot] + first_row[slot]
         step = j[slot] + i
         for t in range(z_out.shape[1]):
@@ -210,9 +209,9 @@ def fill_states(samples, j, W, first_row, row_start, row_slot, start, s_scale, s
 
 
 @twin
-def verify_rows(rule, den, start, stop, slot_lo, slot_hi, samples, j, k, first_row, row_start,
+def verify_rows(rule, den, start, stop, samples, j, k, first_row, row_start,
                 d_draft, b, c, xi, u_stop, fstate, istate, cand_D, full_D, err, track, ref_D):
-    """Read the denoiser rows ``start .. stop - 1`` of slots ``slot_lo .. slot_hi - 1``, in order.
+    """Read the denoiser rows ``start .. stop - 1`` (of whichever slots they belong to), in order.
 
     Keeps, per slot, the running log pi (block rule), the latest stop candidate
     and its denoiser value (the next draft if the block is cut there) and
@@ -223,6 +222,8 @@ def verify_rows(rule, den, start, stop, slot_lo, slot_hi, samples, j, k, first_r
     (the denoiser at the block's start, which seeds the residual proposals).
     """
     dim = den.shape[1]
+    slot_lo = np.searchsorted(row_start, start, side="right") - 1
+    slot_hi = np.searchsorted(row_start, stop, side="left")
     for slot in prange(slot_lo, slot_hi):
         s = samples[slot]
         r0 = max(start, row_start[slot])

@@ -25,7 +25,7 @@ from .._driver import RoundLog
 from .._errors import OracleError
 from .._jit import use_parallel
 from .._rules import BLOCK, RULES, SRS
-from .._sizer import BlockSizer
+from .._sizer import COST, BlockSizer
 from . import kernels
 from .kernels import N_FSTATE, N_ISTATE
 
@@ -88,6 +88,9 @@ class DiffusionSampler:
         self.sizer, self.parallel = sizer, parallel
         self.y, self.d_draft, self.fresh, self.has_draft = y, d_draft, fresh, has_draft
         self.progress_j, self.stop = start.copy(), stop
+        # Steps are a chain: row k is asked unless the chain ends after the block.
+        self.order_len = np.full(S, self.n_steps, dtype=np.int64)
+        self.no_tail = np.zeros(S, dtype=np.int64)
         self.track = ref_D is not None
         self.ref_D = ref_D if ref_D is not None else np.zeros((0, y.shape[1]))
         self.log_ref = np.zeros(S)
@@ -98,19 +101,14 @@ class DiffusionSampler:
 
     # -- the round protocol (fastspec._driver.BatchSampler) -------------------------------
     def plan(self):
-        samples = np.flatnonzero((self.progress_j < self.stop) & ~self.waiting)
-        if samples.size == 0:
-            return 0
         r = _Round()
-        r.samples = samples
-        r.j = self.progress_j[samples]
-        remaining = self.stop[samples] - r.j
-        r.k = np.where(self.has_draft[samples], self.sizer.propose(samples, remaining), 0)
-        r.first_row = (self.fresh[samples] & (r.k > 0)).astype(np.int64)
-        rows = r.k + 1 - r.first_row - (r.j + r.k == self.n_steps)
-        r.row_start = np.concatenate([[0], np.cumsum(rows)]).astype(np.int64)
-        r.row_slot = np.repeat(np.arange(samples.size, dtype=np.int64), rows)
-        A, k_max, d = samples.size, max(int(r.k.max()), 1), self.model.dim
+        # "sequential" spends its first round on D(y_0) (k = 0); the others start drafting.
+        r.samples, r.j, r.k, r.first_row, r.row_start, _, k_max, _ = self.sizer.plan(
+            self.progress_j, self.stop, self.waiting, self.order_len, self.has_draft,
+            self.fresh, self.no_tail, self.log)
+        A, d = r.samples.size, self.model.dim
+        if A == 0:
+            return 0
         r.W = np.empty((A, k_max + 1, d))
         r.xi = np.empty((A, k_max, d))
         r.u_stop = np.empty((A, k_max + 1))
@@ -119,12 +117,11 @@ class DiffusionSampler:
         r.cand_D = np.empty((A, d))
         r.full_D = np.empty((A, d))
         r.err = np.zeros((A, 3), dtype=np.int64)
-        self.sizer.reserve(r.k)
-        kernels.draft_blocks(self.parallel, self.rng,
-                             samples, r.j, r.k, self.fresh, self.y, self.d_draft, self.a, self.b,
-                             self.c, r.W, r.xi, r.u_stop, r.fstate, r.istate, r.cand_D,
-                             self.track, self.ref_D)
-        self.log.add_round(samples, rows)
+        if self.sizer.mode == COST:
+            self.sizer.reserve(r.k)
+        kernels.draft_blocks(self.parallel, self.rng, r.samples, r.j, r.k, self.fresh, self.y,
+                             self.d_draft, self.a, self.b, self.c, r.W, r.xi, r.u_stop, r.fstate,
+                             r.istate, r.cand_D, self.track, self.ref_D)
         self._r = r
         return int(r.row_start[-1])
 
@@ -133,20 +130,16 @@ class DiffusionSampler:
         z = np.empty((stop - start, self.model.dim))
         sigma = np.empty(stop - start)
         kernels.fill_states(self.parallel, r.samples, r.j, r.W, r.first_row, r.row_start,
-                            r.row_slot, start, self.s, self.sigma, z, sigma)
+                            start, self.s, self.sigma, z, sigma)
         return z, sigma
 
     def consume(self, answer, start, stop, where):
         r = self._r
-        slot_lo = int(np.searchsorted(r.row_start, start, side="right")) - 1
-        slot_hi = int(np.searchsorted(r.row_start, stop, side="left"))
-        kernels.verify_rows(self.parallel, self.rule, answer, start, stop, slot_lo, slot_hi,
-                            r.samples, r.j, r.k, r.first_row, r.row_start, self.d_draft, self.b,
+        kernels.verify_rows(self.parallel, self.rule, answer, start, stop, r.samples, r.j, r.k, r.first_row, r.row_start, self.d_draft, self.b,
                             self.c, r.xi, r.u_stop, r.fstate, r.istate, r.cand_D, r.full_D,
                             r.err, self.track, self.ref_D)
-        bad = np.flatnonzero(r.err[:, 0])
-        if bad.size:
-            slot = int(bad[0])
+        if r.err[:, 0].any():
+            slot = int(np.flatnonzero(r.err[:, 0])[0])
             _, g, step = (int(v) for v in r.err[slot])
             raise OracleError(self.model.non_finite_message(
                 where, g - start, int(r.samples[slot]), step, self.sigma[step],
