@@ -142,8 +142,7 @@ class SrsSampler:
                 self.block_k[outer.rejected] = r.k[slot]
                 outer.waiting[outer.rejected] = True
         for wave in self.waves:
-            if wave.jobs._r is not None:
-                wave.jobs.finish()
+            wave.jobs.finish()
             self._resolve(wave)
         self.waves = [w for w in self.waves if w.open.any()]
         if self._new:            # one wave for every sample that needs proposals now
@@ -158,6 +157,9 @@ class SrsSampler:
 
     def progress(self):
         return self.outer.progress()
+
+    def finished(self):
+        return self.outer.finished() and not self.waves
 
     def result(self, stats):
         return self.outer.result(stats)

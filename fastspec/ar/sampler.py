@@ -211,6 +211,8 @@ class ARSampler:
 
     def finish(self):
         r = self._r
+        if r is None:
+            return
         tau = np.empty(r.samples.size, dtype=np.int64)
         kernels.settle_blocks(self.parallel, self.rng, self.rule, r.samples, r.t, r.k,
                               self.orders, self.n_free, self.n_order, self.x, self.draft,
@@ -229,6 +231,9 @@ class ARSampler:
 
     def progress(self):
         return int(self.progress_t.sum()), int(self.n_free.sum())
+
+    def finished(self):
+        return bool((self.progress_t >= self.n_free).all())
 
     def progress_done(self):
         """Which samples have drawn all their free positions."""

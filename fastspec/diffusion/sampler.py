@@ -147,6 +147,8 @@ class DiffusionSampler:
 
     def finish(self):
         r = self._r
+        if r is None:
+            return
         tau = np.empty(r.samples.size, dtype=np.int64)
         kernels.settle_blocks(self.parallel, self.rng, self.rule, r.samples, r.j, r.k, self.stop,
                               self.n_steps, self.y, self.d_draft, self.fresh, self.a, self.b,
@@ -163,6 +165,9 @@ class DiffusionSampler:
 
     def progress(self):
         return int(self.progress_j.sum()), int(self.stop.sum())
+
+    def finished(self):
+        return bool((self.progress_j >= self.stop).all())
 
     def progress_done(self):
         """Which samples have reached the step they stop at."""
