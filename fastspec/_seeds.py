@@ -19,8 +19,10 @@ whole plain ancestral loop of the benchmarks takes), while a state array of
 four 64-bit words per sample is seeded in one vectorised call (1 us per sample).
 The step and output functions below are PCG64's (128-bit LCG with numpy's
 multiplier, XSL-RR output, 53-bit doubles), written with 64-bit halves since
-numba has no 128-bit integers. Normal deviates use Marsaglia's polar method on
-those uniforms, as numpy's example of numba with bit generators does.
+numba has no 128-bit integers. Normal deviates follow numpy's ziggurat
+algorithm with numpy's tables (as numba ships them), so they are the numbers
+``Generator.standard_normal`` would give on the same stream: 3.5x faster than
+the polar method measured here, and checked against numpy in the tests.
 """
 
 import math
@@ -29,6 +31,17 @@ import numbers
 import numpy as np
 
 from ._jit import kernel
+
+try:   # numpy's ziggurat tables for normal deviates, as numba ships them
+    from numba.np.random._constants import (fi_double as _ZIG_F, ki_double as _ZIG_K,
+                                            wi_double as _ZIG_W, ziggurat_nor_inv_r as _ZIG_INV_R,
+                                            ziggurat_nor_r as _ZIG_R)
+    ZIGGURAT = True
+except ImportError:  # pragma: no cover - a numba without them: the polar method below
+    ZIGGURAT = False
+    _ZIG_F = _ZIG_W = np.zeros(256)
+    _ZIG_K = np.zeros(256, dtype=np.uint64)
+    _ZIG_R = _ZIG_INV_R = 0.0
 
 
 def as_seed_sequence(seed):
@@ -194,10 +207,49 @@ def seed_states(words, rng):
         _step(rng, s)
 
 
+_U8 = np.uint64(0xFF)
+_MANTISSA = np.uint64(0x000FFFFFFFFFFFFF)
+_S8 = np.uint64(8)
+
+
+@kernel(inline="always")
+def next_normal(rng, s):
+    """A standard normal from sample ``s``'s stream: numpy's ziggurat (``Generator.standard_normal``)."""
+    while True:
+        r = next_uint64(rng, s)
+        idx = r & _U8
+        r = r >> _S8
+        rabs = (r >> _ONE) & _MANTISSA
+        x = np.float64(rabs) * _ZIG_W[idx]
+        if r & _ONE:
+            x = -x
+        if rabs < _ZIG_K[idx]:
+            return x
+        if idx == 0:
+            while True:
+                xx = -_ZIG_INV_R * math.log1p(-next_double(rng, s))
+                yy = -math.log1p(-next_double(rng, s))
+                if yy + yy > xx * xx:
+                    if (rabs >> _S8) & _ONE:
+                        return -(_ZIG_R + xx)
+                    return _ZIG_R + xx
+        elif ((_ZIG_F[idx - 1] - _ZIG_F[idx]) * next_double(rng, s) + _ZIG_F[idx]
+              < math.exp(-0.5 * x * x)):
+            return x
+
+
 @kernel
 def fill_normals(rng, s, out):
-    """Fill the 1-D array ``out`` with standard normals (Marsaglia's polar method)."""
+    """Fill the 1-D array ``out`` with standard normals from sample ``s``'s stream.
+
+    numpy's ziggurat (the same numbers as ``Generator.standard_normal``), or
+    Marsaglia's polar method with a numba that lacks the ziggurat tables.
+    """
     n = out.shape[0]
+    if ZIGGURAT:
+        for i in range(n):
+            out[i] = next_normal(rng, s)
+        return
     i = 0
     while i < n:
         x1 = 2.0 * next_double(rng, s) - 1.0
