@@ -272,9 +272,10 @@ def sample(model_factory, *, n_samples, seed=None, client=None, chunk_size=None,
     with ``NUMBA_NUM_THREADS=1`` in its environment *before it starts* (export it
     in the shell that starts the workers or the LocalCluster), else the workers'
     numba threads oversubscribe the cores; Dask's nanny already sets the
-    OpenMP/MKL/OpenBLAS thread counts of its worker processes to 1. Workers need
-    the same fastspec (and the modules ``model_factory`` refers to) as the
-    client.
+    OpenMP/MKL/OpenBLAS thread counts of its worker processes to 1. With several
+    threads per worker, the chunks running at once on one worker call the same
+    model object, so its oracle must then be thread-safe. Workers need the same
+    fastspec (and the modules ``model_factory`` refers to) as the client.
 
     Examples
     --------

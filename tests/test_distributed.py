@@ -164,6 +164,12 @@ def test_current_client_is_the_default(client):
     assert_same(dist, fastspec.sample(curie_weiss(), n_samples=4, seed=3))
 
 
+def test_progress_bar_advances_on_the_client(client, capsys):
+    dist = fd.sample(curie_weiss, n_samples=4, seed=3, client=client, chunk_size=2, progress=True)
+    assert_same(dist, fastspec.sample(curie_weiss(), n_samples=4, seed=3))
+    assert "4/4" in capsys.readouterr().err
+
+
 def test_no_client_is_a_clear_error():
     # The fixture's client is not the default (set_as_default=False), so none is current.
     with pytest.raises(ValueError, match=r"no Dask client.*Client\(\).*tcp://scheduler:8786"):
@@ -212,3 +218,16 @@ def test_default_chunk_size():
     assert fd.default_chunk_size(101, 2) == 26
     assert fd.default_chunk_size(3, 4) == 1
     assert fd.default_chunk_size(5, 0) == 3
+
+
+def test_bench_measure_writes_csv(client, tmp_path):
+    import csv
+
+    from fastspec.bench import distributed as bench
+    factory = functools.partial(fastspec.models.NeuralAR, 8, hidden=8, layers=1)
+    rows, samples = bench.measure(client, factory, 6, repeats=2, label="2 workers")
+    assert samples.shape == (6, 8) and len(rows) == 2
+    assert {r["workers"] for r in rows} == {2} and all(r["samples_per_second"] > 0 for r in rows)
+    bench.write_csv(rows + [dict(rows[0], workers=1, config="1 worker")], tmp_path / "d.csv")
+    got = list(csv.DictReader(open(tmp_path / "d.csv")))
+    assert len(got) == 3 and float(got[2]["speedup_vs_1_worker_median"]) == 1.0
