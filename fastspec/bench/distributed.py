@@ -5,8 +5,8 @@ of 1, then 2 worker processes (one thread each, ``NUMBA_NUM_THREADS=1``), draws
 the same samples on each with the default chunking, checks that they are
 bit-identical, and writes one row per timed run to ``docs/distributed.csv``.
 The model is ``NeuralAR(256, hidden=512, layers=2)``, whose oracle (numpy
-matmuls) takes about nine tenths of a call's wall-clock, so the figure is the
-oracle's scaling, not the engine's.
+matmuls) took 97-98 % of a 1-worker run's wall-clock (docs/DISTRIBUTED.md), so
+the figure is the oracle's scaling, not the engine's.
 """
 
 import contextlib
