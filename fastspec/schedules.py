@@ -163,6 +163,17 @@ class Schedule:
 
     __hash__ = None
 
+    # Pickling (Dask sends schedules to its workers): the default for __slots__
+    # restores attributes with setattr, which the frozen __setattr__ refuses.
+    def __getstate__(self):
+        return {key: getattr(self, key) for key in self.__slots__}
+
+    def __setstate__(self, state):
+        for key, value in state.items():
+            if isinstance(value, np.ndarray):
+                value.setflags(write=False)
+            object.__setattr__(self, key, value)
+
 
 def ve(n_steps=1000, sigma_max=80.0, sigma_min=0.002):
     """Variance-exploding ancestral sampler with geometric noise levels.
