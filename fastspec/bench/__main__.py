@@ -7,6 +7,7 @@ Commands::
     wallclock [--out docs]                       neural oracles, wall-clock per method
     overhead                                     engine share, numba models, n = 1024
     table                                        rounds and rows/n at n = 256, 1024, 4096
+    peers [--quick] [--out docs]                 fastspec against approximate samplers (issue 11)
 """
 
 import argparse
@@ -16,7 +17,7 @@ import os
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m fastspec.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["scaling", "plot", "wallclock", "overhead", "table"])
+    p.add_argument("command", choices=["scaling", "plot", "wallclock", "overhead", "table", "peers"])
     p.add_argument("--quick", action="store_true", help="small sizes, few seeds")
     p.add_argument("--out", default="docs", help="folder for CSV and PNG outputs")
     p.add_argument("--seeds", type=int, default=5)
@@ -28,6 +29,9 @@ def main(argv=None):
         study.plot_csv(os.path.join(a.out, "scaling.csv"), os.path.join(a.out, "scaling.png"))
     elif a.command == "wallclock":
         study.wallclock(out=a.out)
+    elif a.command == "peers":
+        from . import peers
+        peers.run(peers.QUICK if a.quick else peers.FULL, out=a.out)
     elif a.command == "overhead":
         study.overhead()
     else:
