@@ -365,8 +365,8 @@ def run(budget=FULL, out="docs", cases=None, seed=2026, plot=True, log=print):
         Sample sizes and settings (:data:`FULL` or :data:`QUICK`).
     out : str
         Output folder (created if missing).
-    cases : iterable of str or None
-        Names of registered cases to run (None = all of :data:`CASES`).
+    cases : iterable of str, ARCase or DiffusionCase, or None
+        Registered case names or case objects to run (None = all of :data:`CASES`).
     seed : int
         Root of every random stream (children spawned per sampler, in order).
     plot : bool
@@ -384,16 +384,22 @@ def run(budget=FULL, out="docs", cases=None, seed=2026, plot=True, log=print):
     ValueError
         If a case name is not registered.
     """
-    names = list(CASES) if cases is None else list(cases)
-    for name in names:
-        if name not in CASES:
-            raise ValueError(f"unknown case {name!r}; registered: {', '.join(CASES)}")
+    chosen = []
+    for case in (CASES.values() if cases is None else cases):
+        if isinstance(case, str):
+            if case not in CASES:
+                raise ValueError(f"unknown case {case!r}; registered: {', '.join(CASES)}")
+            case = CASES[case]
+        elif not isinstance(case, (ARCase, DiffusionCase)):
+            raise TypeError(f"cases must hold names or ARCase/DiffusionCase objects, got "
+                            f"{type(case).__name__}")
+        chosen.append(case)
+    thresholds = {case.name: case.thresholds for case in chosen}
     root = np.random.SeedSequence(seed)
     rows = []
     t0 = time.perf_counter()
-    for name in names:
-        case = CASES[name]
-        log(f"{name}:")
+    for case in chosen:
+        log(f"{case.name}:")
         seeds = root.spawn(1)[0]
         runner = run_ar if isinstance(case, ARCase) else run_diffusion
         rows += runner(case, budget, seeds, log=log)
@@ -402,12 +408,12 @@ def run(budget=FULL, out="docs", cases=None, seed=2026, plot=True, log=print):
         wr = csv.DictWriter(f, CSV_COLUMNS)
         wr.writeheader()
         wr.writerows(rows)
-    table = format_table(rows, {n: CASES[n].thresholds for n in names})
+    table = format_table(rows, thresholds)
     with open(os.path.join(out, "peers_table.md"), "w") as f:
         f.write(table + "\n")
     log(table)
     if plot:
-        _plot(rows, os.path.join(out, "peers.png"), {n: CASES[n].thresholds for n in names})
+        _plot(rows, os.path.join(out, "peers.png"), thresholds)
     log(f"total {time.perf_counter() - t0:.0f}s")
     return rows
 
