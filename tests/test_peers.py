@@ -245,6 +245,8 @@ TINY = peers.Budget(ar_samples=300, diffusion_samples=80, reference_samples=400,
 TINY_CASES = (
     peers.ARCase("tiny table", lambda: _table(seed=4, q=2, n=4), lambda m: m._flat),
     peers.ARCase("tiny energy AR", lambda: CurieWeiss(6, J=1.0), None, (0.1, 0.05), ks=(1, 3)),
+    peers.ARCase("tiny sampled statistic", lambda: CurieWeiss(6, J=1.0), peers._magnetisation_law,
+                 ks=(1, 3), statistic=peers._count_ones),
     peers.DiffusionCase("tiny gaussian", lambda: Gaussian([0.0, 1.0], [1.0, 0.5]),
                         lambda N: ve(N, 80.0, 0.002), 1.0, 0.002, (0.1, 0.01), gaussian=True),
     peers.DiffusionCase("tiny cloud vp", lambda: PointCloud(np.eye(3)), lambda N: vp(N, 0.1, 10.0),
@@ -266,8 +268,8 @@ def test_quick_command_writes_csv_figure_and_table(tmp_path, monkeypatch):
     assert by_model["tiny table"] == exact | {"parallel-unmask", "parallel-unmask-confidence"}
     assert by_model["tiny cloud vp"] == exact | {"fewer-steps", "ddim", "picard"}
     kinds = {r["model"]: r["error_kind"] for r in rows}
-    assert kinds == {"tiny table": "tv", "tiny energy AR": "energy", "tiny gaussian": "kl",
-                     "tiny cloud vp": "energy"}
+    assert kinds == {"tiny table": "tv", "tiny energy AR": "energy", "tiny sampled statistic": "tv",
+                     "tiny gaussian": "kl", "tiny cloud vp": "energy"}
     for r in rows:
         assert math.isfinite(float(r["error"])) and float(r["error_se"]) >= 0
         assert float(r["rounds_per_sample"]) >= 1 and float(r["rows_per_sample"]) >= 1
@@ -294,3 +296,15 @@ def test_registry_rejects_duplicates_and_unknown_cases(tmp_path):
         peers.register("not a case")
     with pytest.raises(ValueError, match="unknown case 'nope'"):
         peers.run(TINY, out=str(tmp_path), cases=["nope"], plot=False)
+
+
+def test_curie_weiss_unmask_law_matches_enumeration():
+    model = CurieWeiss(8, J=1.5, h=0.1)
+    table = TableModel.from_model(model)
+    ones = table._configs.sum(axis=1)
+    assert np.allclose(peers._magnetisation_law(model), np.bincount(ones, weights=table._flat))
+    for k in (1, 3, 8):
+        enumerated = np.bincount(ones, weights=ps.parallel_unmask_law(model, k), minlength=9)
+        assert np.allclose(peers._curie_weiss_unmask_law(model, k, False), enumerated, atol=1e-12)
+    assert errors.tv_exact(peers._curie_weiss_unmask_law(model, 8, False),
+                           peers._magnetisation_law(model)) > 0.1
