@@ -277,14 +277,18 @@ def test_quick_command_writes_csv_figure_and_table(tmp_path, monkeypatch):
     assert [float(r["rounds_per_sample"]) for r in unmask] == [4.0, 2.0, 1.0]   # k = 1, 2, 4
     assert (tmp_path / "peers.png").stat().st_size > 10000
     assert "tiny gaussian" in (tmp_path / "peers_table.md").read_text()
+    (tmp_path / "peers.png").unlink()
+    assert peers.redraw(str(tmp_path)) == (tmp_path / "peers_table.md").read_text().strip()
+    assert (tmp_path / "peers.png").exists()
 
 
 def test_rounds_to_reach_reads_errors_with_their_standard_errors():
     rows = [dict(sampler="ddim", setting=f"N={n}", rounds_per_sample=float(n), error=e,
                  error_se=s)
             for n, e, s in ((2, 0.5, 0.0), (5, 0.04, 0.01), (10, 0.005, 0.01), (20, 0.001, 0.0))]
-    assert peers.rounds_to_reach(rows, 0.1)["ddim"] == "5.0 (N=5)"
-    assert peers.rounds_to_reach(rows, 0.02)["ddim"] == "20.0 (N=20)"   # N=10: 0.005 + 2 se > 0.02
+    rows = [dict(r, rows_per_sample=r["rounds_per_sample"]) for r in rows]
+    assert peers.rounds_to_reach(rows, 0.1)["ddim"] == "5.0 (N=5; 5 rows)"
+    assert peers.rounds_to_reach(rows, 0.02)["ddim"] == "20.0 (N=20; 20 rows)"  # N=10: 0.005 + 2 se > 0.02
     assert peers.rounds_to_reach(rows[:3], 0.02)["ddim"] == "unresolved"
     assert peers.rounds_to_reach(rows[:1], 0.02)["ddim"] == "not reached"
 

@@ -210,10 +210,13 @@ def parallel_unmask_law(model, k, *, confident=False):
         digits = (codes[:, None] // weight) % (q + 1)                 # (M, n)
         ctx = digits - 1
         probs = np.asarray(model.marginals(ctx), dtype=np.float64)    # one batched call
-        free = np.sort(np.argsort(digits != 0, axis=1, kind="stable")[:, :f], axis=1)  # (M, f)
+        # Free positions of each context in increasing order (a stable sort puts the
+        # False entries of "pinned" first); every context of a round has f of them.
+        free = np.argsort(digits != 0, axis=1, kind="stable")[:, :f]  # (M, f)
         combos = np.array(list(combinations(range(f), m)), dtype=np.int64)  # (C, m)
+        at = np.arange(len(codes))[:, None]
         if confident:
-            conf = confidence(probs[np.arange(len(codes))[:, None], free])
+            conf = confidence(probs[at, free])
             pick_p = _subset_weights(conf, combos, m)                 # (M, C)
         else:
             pick_p = np.full((len(codes), len(combos)), 1.0 / len(combos))
@@ -224,7 +227,7 @@ def parallel_unmask_law(model, k, *, confident=False):
             p = np.ones((len(codes), len(values)))
             step = np.zeros((len(codes), len(values)), dtype=np.int64)
             for j in range(m):
-                p *= probs[np.arange(len(codes))[:, None], pos[:, j:j + 1], values[None, :, j]]
+                p *= probs[at, pos[:, j:j + 1], values[None, :, j]]
                 step += (values[None, :, j] + 1) * weight[pos[:, j:j + 1]]
             new_codes.append((codes[:, None] + step).ravel())
             new_mass.append((mass[:, None] * pick_p[:, c:c + 1] * p).ravel())

@@ -33,7 +33,7 @@ from . import peer_errors as errors
 from . import peer_samplers as peers
 
 __all__ = ["ARCase", "DiffusionCase", "Budget", "FULL", "QUICK", "CASES", "register", "run",
-           "rounds_to_reach", "format_table", "plot_csv", "CSV_COLUMNS", "SAMPLERS"]
+           "rounds_to_reach", "format_table", "redraw", "plot_csv", "CSV_COLUMNS", "SAMPLERS"]
 
 CSV_COLUMNS = ("model", "sampler", "setting", "rounds_per_sample", "rows_per_sample", "error",
                "error_kind", "error_se")
@@ -449,6 +449,8 @@ def run(budget=FULL, out="docs", cases=None, seed=2026, plot=True, log=print):
     ------
     ValueError
         If a case name is not registered.
+    TypeError
+        If ``cases`` holds something else than names and case objects.
     """
     chosen = []
     for case in (CASES.values() if cases is None else cases):
@@ -513,7 +515,8 @@ def rounds_to_reach(rows, threshold):
         ok = [r for r in mine if r["error"] + 2 * r["error_se"] <= threshold]
         if ok:
             best = min(ok, key=lambda r: r["rounds_per_sample"])
-            res[sampler] = f"{best['rounds_per_sample']:.1f} ({best['setting']})"
+            res[sampler] = (f"{best['rounds_per_sample']:.1f} ({best['setting']}; "
+                            f"{best['rows_per_sample']:.0f} rows)")
         elif any(r["error"] - 2 * r["error_se"] <= threshold for r in mine):
             res[sampler] = "unresolved"
         else:
@@ -552,8 +555,9 @@ def format_table(rows, thresholds):
         for r in mine:
             if r["sampler"] in EXACT_SAMPLERS:
                 zero = abs(r["error"]) <= 2 * r["error_se"]
-                txt = (f"{r['rounds_per_sample']:.1f} (exact; measured {r['error']:+.2g} +- "
-                       f"{r['error_se']:.2g}, {'consistent with 0' if zero else 'NOT consistent with 0'})")
+                txt = (f"{r['rounds_per_sample']:.1f} (exact, {r['rows_per_sample']:.0f} rows; "
+                       f"measured {r['error']:+.2g} +- {r['error_se']:.2g}, "
+                       f"{'consistent with 0' if zero else 'NOT consistent with 0'})")
                 lines.append(f"| {r['sampler']} | " + " | ".join([txt] + ["same"] * (cols - 1)) + " |")
         per = [rounds_to_reach(mine, t) for t in thr]
         for sampler in per[0]:
@@ -574,6 +578,21 @@ def _read(path):
         return [dict(r, **{k: float(r[k]) for k in ("rounds_per_sample", "rows_per_sample",
                                                    "error", "error_se")})
                 for r in csv.DictReader(f)]
+
+
+def redraw(out="docs"):
+    """Rewrite ``peers_table.md`` and ``peers.png`` in ``out`` from its ``peers.csv``.
+
+    The stated errors are those of the registered cases.
+    """
+    rows = _read(os.path.join(out, "peers.csv"))
+    thresholds = {m: CASES[m].thresholds for m in dict.fromkeys(r["model"] for r in rows)
+                  if m in CASES}
+    table = format_table(rows, thresholds)
+    with open(os.path.join(out, "peers_table.md"), "w") as f:
+        f.write(table + "\n")
+    _plot(rows, os.path.join(out, "peers.png"), thresholds)
+    return table
 
 
 def plot_csv(csv_path, png_path, thresholds=None):
