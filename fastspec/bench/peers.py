@@ -611,6 +611,7 @@ def _plot(rows, path, thresholds):
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib import ticker
     except ImportError:
         print("matplotlib is missing: pip install -e '.[bench]' (figure skipped)", file=sys.stderr)
         return
@@ -620,9 +621,9 @@ def _plot(rows, path, thresholds):
     fig, axes = plt.subplots(nrow, cols, figsize=(4.6 * cols, 3.8 * nrow), squeeze=False)
     for ax, mod in zip(axes.ravel(), models):
         mine = [r for r in rows if r["model"] == mod]
-        # Linear near zero up to the exact samplers' typical error bar, log beyond.
+        # Linear near zero up to the decade of the exact samplers' typical error bar.
         ses = [r["error_se"] for r in mine if r["sampler"] in EXACT_SAMPLERS and r["error_se"] > 0]
-        floor = float(np.median(ses)) if ses else 1e-3
+        floor = 10.0 ** math.ceil(math.log10(np.median(ses))) if ses else 1e-3
         for sampler in SAMPLERS:
             pts = sorted((r["rounds_per_sample"], r["error"], r["error_se"])
                          for r in mine if r["sampler"] == sampler)
@@ -636,6 +637,9 @@ def _plot(rows, path, thresholds):
             ax.axhline(t, color="grey", ls=":", lw=1, label="stated errors" if i == 0 else None)
         ax.axhline(0.0, color="k", lw=0.5)
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(ticker.FormatStrFormatter("%g"))
+        ax.xaxis.set_minor_formatter(ticker.NullFormatter())
         ax.set_yscale("symlog", linthresh=floor)
         ax.set_title(mod, fontsize=9)
         ax.set_xlabel("rounds per sample")
