@@ -284,7 +284,8 @@ def respace(schedule, n_steps, final_s, final_sigma):
         If ``n_steps`` is out of range or the final level is invalid.
     """
     N = schedule.n_steps
-    if isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer)) or not 1 <= n_steps <= N:
+    if (isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer))
+            or not 1 <= n_steps <= N):
         raise ValueError(f"n_steps must be an int in 1..{N}, got {n_steps!r}")
     s, sig = _levels(schedule, final_s, final_sigma)
     keep = np.round(np.linspace(0, N, int(n_steps) + 1)).astype(np.int64)

@@ -558,7 +558,8 @@ def format_table(rows, thresholds):
                 txt = (f"{r['rounds_per_sample']:.1f} (exact, {r['rows_per_sample']:.0f} rows; "
                        f"measured {r['error']:+.2g} +- {r['error_se']:.2g}, "
                        f"{'consistent with 0' if zero else 'NOT consistent with 0'})")
-                lines.append(f"| {r['sampler']} | " + " | ".join([txt] + ["same"] * (cols - 1)) + " |")
+                cells = [txt] + ["same"] * (cols - 1)
+                lines.append(f"| {r['sampler']} | " + " | ".join(cells) + " |")
         per = [rounds_to_reach(mine, t) for t in thr]
         for sampler in per[0]:
             cells = [p[sampler] for p in per] + [""] * (cols - len(thr))
