@@ -17,7 +17,8 @@ import os
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m fastspec.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["scaling", "plot", "wallclock", "overhead", "table", "peers"])
+    p.add_argument("command",
+                   choices=["scaling", "plot", "wallclock", "overhead", "table", "peers"])
     p.add_argument("--quick", action="store_true", help="small sizes, few seeds")
     p.add_argument("--out", default="docs", help="folder for CSV and PNG outputs")
     p.add_argument("--seeds", type=int, default=5)

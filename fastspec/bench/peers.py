@@ -9,12 +9,14 @@ Cases live in a registry (:data:`CASES`, :func:`register`): an :class:`ARCase` o
 :class:`DiffusionCase` says how to build the model, what the target law is and how
 the error is measured. Other modules (e.g. trained models) can register more.
 
-Errors (:mod:`fastspec.bench.peer_errors`): ``tv`` on enumerable AR models (exact
-for the unmasking peers, from samples for the others), ``kl`` for Gaussian targets
-(closed form for chains whose output law is Gaussian, from samples for Picard and
-the fastspec methods), ``energy`` (energy distance to a large reference sample) for
-everything else. The target of a diffusion case is the law of its reference chain
-(``n_steps`` steps), which fastspec samples exactly, not the data law.
+Errors (:mod:`fastspec.bench.peer_errors`): ``tv`` on AR models with an exact target
+law (exact for the unmasking peers when their law can be computed, from samples
+otherwise), ``kl`` for Gaussian targets (closed form for chains whose output law is
+Gaussian, from samples for the fastspec methods), ``energy`` (energy distance to a
+large reference sample) for everything else. Picard's error is paired with the
+sequential chain run on the same noise. The target of a diffusion case is the law of
+its reference chain (``n_steps`` steps), which fastspec samples exactly, not the data
+law. docs/PEERS.md explains each choice.
 """
 
 import csv
@@ -30,7 +32,7 @@ from scipy import stats
 
 import fastspec
 from . import peer_errors as errors
-from . import peer_samplers as peers
+from . import peer_samplers as approx
 
 __all__ = ["ARCase", "DiffusionCase", "Budget", "FULL", "QUICK", "CASES", "register", "run",
            "rounds_to_reach", "format_table", "redraw", "plot_csv", "CSV_COLUMNS", "SAMPLERS"]
@@ -311,7 +313,7 @@ def run_ar(case, budget, seeds, log=print):
         kind = "tv"
         if exact_law is None and case.statistic is None and (q + 1) ** n <= ENUMERATE_MAX:
             def exact_law(model, k, confident):
-                return peers.parallel_unmask_law(model, k, confident=confident)
+                return approx.parallel_unmask_law(model, k, confident=confident)
 
         def measure(samples):
             if case.statistic is None:
@@ -321,7 +323,7 @@ def run_ar(case, budget, seeds, log=print):
             return errors.tv_from_samples(cells, target, seeds.spawn(1)[0], budget.n_null)
     else:
         kind = "energy"
-        ref = peers.parallel_unmask(model, 1, budget.reference_samples, seeds.spawn(1)[0])
+        ref = approx.parallel_unmask(model, 1, budget.reference_samples, seeds.spawn(1)[0])
         # Euclidean distance of one-hot codes = sqrt(2 * Hamming): characteristic, unlike
         # the Hamming distance itself (which only compares one-position marginals).
         reference = errors.EnergyReference(_one_hot(ref.samples, q), n_perm=budget.n_null,
@@ -344,7 +346,7 @@ def run_ar(case, budget, seeds, log=print):
                 err, se = errors.tv_exact(exact_law(model, k, confident), target), 0.0
                 r = w = np.full(1, math.ceil(n / k))
             else:
-                run = peers.parallel_unmask(model, k, budget.ar_samples, seeds.spawn(1)[0],
+                run = approx.parallel_unmask(model, k, budget.ar_samples, seeds.spawn(1)[0],
                                             confident=confident)
                 err, se = measure(run.samples)
                 r, w = run.rounds_per_sample, run.rows_per_sample
@@ -376,7 +378,7 @@ def run_diffusion(case, budget, seeds, log=print):
     else:
         kind = "energy"
         t = time.perf_counter()
-        ref = peers.run_chain(model, ref_sched, budget.reference_samples, seeds.spawn(1)[0])
+        ref = approx.run_chain(model, ref_sched, budget.reference_samples, seeds.spawn(1)[0])
         reference = errors.EnergyReference(ref.samples, n_perm=budget.n_null,
                                            seed=seeds.spawn(1)[0])
         log(f"  reference: {budget.reference_samples} samples of {N} steps "
@@ -400,22 +402,22 @@ def run_diffusion(case, budget, seeds, log=print):
     for steps in budget.fewer_steps:
         if steps > N:
             continue
-        fewer = peers.respace(ref_sched, steps, case.final_s, case.final_sigma)
+        fewer = approx.respace(ref_sched, steps, case.final_s, case.final_sigma)
         for name, sched in (("fewer-steps", fewer),
-                            ("ddim", peers.ddim_schedule(fewer, case.final_s, case.final_sigma))):
+                            ("ddim", approx.ddim_schedule(fewer, case.final_s, case.final_sigma))):
             t = time.perf_counter()
             if closed_form is not None:
                 err, se = closed_form(sched)
                 r = w = np.full(1, steps)
             else:
-                run = peers.run_chain(model, sched, S, seeds.spawn(1)[0])
+                run = approx.run_chain(model, sched, S, seeds.spawn(1)[0])
                 err, se = measure(run.samples)
                 r, w = run.rounds_per_sample, run.rows_per_sample
             add(name, f"N={steps}", r, w, err, se, t)
     window = budget.picard_window or N
     for tol in budget.picard_tols:
         t = time.perf_counter()
-        run = peers.picard(model, ref_sched, budget.picard_samples, seeds.spawn(1)[0], tol=tol,
+        run = approx.picard(model, ref_sched, budget.picard_samples, seeds.spawn(1)[0], tol=tol,
                            window=window, coupled=True)
         add("picard", f"tol={tol:g} window={window}", run.rounds_per_sample,
             run.rows_per_sample, *paired(run.samples, run.coupled), t)
