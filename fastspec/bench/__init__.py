@@ -1,7 +1,9 @@
 """Measurements behind docs/BENCHMARKS.md; run them with ``python -m fastspec.bench``.
 
 Each study lives in its own module (:mod:`fastspec.bench.study`: scaling,
-wall-clock, engine overhead). The commands are listed by
+wall-clock, engine overhead; :mod:`fastspec.bench.peers`: fastspec against the
+approximate samplers of :mod:`fastspec.bench.peer_samplers`, errors from
+:mod:`fastspec.bench.peer_errors`). The commands are listed by
 ``python -m fastspec.bench --help``.
 """
 

@@ -7,6 +7,10 @@ Commands::
     wallclock [--out docs]                       neural oracles, wall-clock per method
     overhead                                     engine share, numba models, n = 1024
     table                                        rounds and rows/n at n = 256, 1024, 4096
+    plain [--quick] [--out docs]                 fastspec against the plain numpy loop (issue 8)
+    memory [--out docs]                          peak memory against the largest oracle answer
+    srs [--quick] [--out docs]                   srs against block: rounds and rows (issue 12)
+    peers [--quick] [--out docs]                 fastspec against approximate samplers (issue 11)
     distributed [--quick] [--out docs]           Dask: samples/s with 1 and 2 local workers
 """
 
@@ -14,30 +18,51 @@ import argparse
 import os
 
 
+def _study():
+    from . import study
+    return study
+
+
+def _run(a):
+    if a.command == "scaling":
+        _study().scaling(quick=a.quick, out=a.out, n_seeds=a.seeds)
+    elif a.command == "plot":
+        _study().plot_csv(os.path.join(a.out, "scaling.csv"), os.path.join(a.out, "scaling.png"))
+    elif a.command == "wallclock":
+        _study().wallclock(out=a.out)
+    elif a.command == "overhead":
+        _study().overhead()
+    elif a.command == "table":
+        _study().table()
+    elif a.command == "plain":
+        from . import plain
+        plain.run(out=a.out, quick=a.quick)
+    elif a.command == "memory":
+        from . import memory
+        memory.run(out=a.out)
+    elif a.command == "srs":
+        from . import srs
+        srs.run(out=a.out, quick=a.quick)
+    elif a.command == "peers":
+        from . import peers
+        peers.run(peers.QUICK if a.quick else peers.FULL, out=a.out)
+    elif a.command == "distributed":
+        from . import distributed
+        distributed.run(out=a.out, quick=a.quick)
+
+
+COMMANDS = ["scaling", "plot", "wallclock", "overhead", "table", "plain", "memory", "srs",
+            "peers", "distributed"]
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m fastspec.bench", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("command", choices=["scaling", "plot", "wallclock", "overhead", "table",
-                                        "distributed"])
+    p.add_argument("command", choices=COMMANDS)
     p.add_argument("--quick", action="store_true", help="small sizes, few seeds")
     p.add_argument("--out", default="docs", help="folder for CSV and PNG outputs")
     p.add_argument("--seeds", type=int, default=5)
-    a = p.parse_args(argv)
-    if a.command == "distributed":
-        from . import distributed
-        distributed.run(out=a.out, quick=a.quick)
-        return
-    from . import study
-    if a.command == "scaling":
-        study.scaling(quick=a.quick, out=a.out, n_seeds=a.seeds)
-    elif a.command == "plot":
-        study.plot_csv(os.path.join(a.out, "scaling.csv"), os.path.join(a.out, "scaling.png"))
-    elif a.command == "wallclock":
-        study.wallclock(out=a.out)
-    elif a.command == "overhead":
-        study.overhead()
-    else:
-        study.table()
+    _run(p.parse_args(argv))
 
 
 if __name__ == "__main__":
