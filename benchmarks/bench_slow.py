@@ -83,3 +83,29 @@ class SlowNeuralWallClock:
 
     def time_batch_16(self, pipeline, method):
         fastspec.sample(self.model, n_samples=16, seed=0, **self.kw)
+
+
+class SlowEngineShare10000:
+    """Block's engine share at 10,000 samples per call on the numba reference models.
+
+    The AR case sends at most 32,768 rows per oracle call (``max_rows``): without
+    it one round's answer would hold 10,000 x ~33 rows x 1024 x 2 floats (5.4 GB).
+    """
+    params = (["ar CurieWeiss n=1024", "diffusion PointCloud ve(1000)"],)
+    param_names = ["model"]
+    timeout = 1800
+
+    def setup(self, model):
+        if not SLOW:
+            raise NotImplementedError("set FASTSPEC_SLOW_BENCH=1")
+        if model.startswith("ar"):
+            self.model, self.kw = CurieWeiss(n=1024, J=1.0), {"max_rows": 32768}
+        else:
+            self.model = PointCloud(np.random.default_rng(0).normal(size=(16, 16)))
+            self.kw = {"schedule": fastspec.schedules.ve(1000, 80.0, 0.002)}
+        fastspec.sample(self.model, n_samples=10_000, seed=99, **self.kw)   # compile
+
+    def track_engine_share(self, model):
+        return float(fastspec.sample(self.model, n_samples=10_000, seed=0,
+                                     **self.kw).stats.engine_share)
+    track_engine_share.unit = "fraction of wall-clock outside the oracle"

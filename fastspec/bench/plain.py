@@ -10,6 +10,8 @@ them in one run and prints medians and ratios; ``benchmarks/bench_plain.py``
 holds the same cases for asv.
 """
 
+import csv
+import os
 import time
 
 import numpy as np
@@ -127,3 +129,14 @@ def compare(repeats=5, methods=("sequential", "block"), only=None):
             f"{m} {med[m]:.3f}s = {med[m] / med['plain']:.2f}x (engine {row[f'{m}_engine_share']:.0%})"
             for m in methods), flush=True)
     return results
+
+
+def run(out="docs", quick=False):
+    """``python -m fastspec.bench plain``: :func:`compare`, written to ``out/plain.csv``."""
+    rows = compare(repeats=3 if quick else 7)
+    os.makedirs(out, exist_ok=True)
+    with open(os.path.join(out, "plain.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return rows
