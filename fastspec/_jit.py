@@ -36,6 +36,7 @@ servers). Serial kernels need no lock.
 
 import threading
 import types
+import warnings
 
 from numba import njit
 
@@ -65,6 +66,10 @@ def _compile(fn, **options):
             if "no locator available" not in str(exc):
                 raise
             CACHE_AVAILABLE = False
+            warnings.warn("fastspec: numba finds no writable folder for its cache (the package "
+                          "folder and $HOME are read-only), so kernels are compiled in every "
+                          "process; set NUMBA_CACHE_DIR to a writable folder to keep them",
+                          RuntimeWarning, stacklevel=2)
     return njit(**options)(fn)
 
 

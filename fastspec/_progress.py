@@ -8,16 +8,16 @@ class ProgressBar:
         from tqdm.auto import tqdm
         done, total = sampler.progress()
         self._bar = tqdm(total=total, initial=done, desc=f"fastspec {method}", unit="step",
-                         leave=False, dynamic_ncols=True)
+                         dynamic_ncols=True)
 
     def update(self, sampler, rounds):
         done, _ = sampler.progress()
-        self._bar.update(done - self._bar.n)
         log = sampler.log
         postfix = {"rounds": rounds}
         if log.n_blocks:
             postfix["mean accepted"] = f"{log.n_accepted / log.n_blocks:.1f}"
         self._bar.set_postfix(postfix, refresh=False)
+        self._bar.update(done - self._bar.n)       # redraws at most every 0.1 s
 
     def close(self):
         self._bar.close()
