@@ -1,4 +1,4 @@
-"""Methods and verification rules shared by both pipelines (docs/ALGORITHMS.md).
+"""Methods and verification rules shared by both pipelines (docs/ALGORITHMS.md, section 3).
 
 A speculated block of ``k`` draft positions is verified row by row, in order, as
 the oracle's answers arrive (possibly in several calls of at most ``max_rows``

@@ -1,4 +1,4 @@
-"""Block length of each sample's next speculated block (docs/ALGORITHMS.md, "Block size").
+"""Block length of each sample's next speculated block (docs/ALGORITHMS.md, section 4).
 
 The length may depend on the sample's past (its accepted lengths so far), never
 on the current draft, so every rule here keeps the samplers exact. It never

@@ -1,6 +1,6 @@
 """Speculative rejection sampling (srs), batched: what both pipelines share.
 
-The seed paper's sequence-level rule (docs/ALGORITHMS.md, "srs"). Each sample
+The seed paper's sequence-level rule (docs/ALGORITHMS.md, section 3, "srs"). Each sample
 drafts a block ``B`` (``nu_B``: its current marginals, or its frozen-denoiser
 path) and keeps it whole with probability ``min(1, mu_B(W) / nu_B(W))``, where
 ``mu_B`` is the target law of the block. Otherwise the block is drawn from the

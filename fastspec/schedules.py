@@ -1,4 +1,4 @@
-"""Gaussian chains for diffusion sampling (DESIGN.md section 2.2).
+"""Gaussian chains for diffusion sampling (docs/ALGORITHMS.md, section 1).
 
 A schedule fixes the chain
 

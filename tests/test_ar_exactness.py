@@ -1,4 +1,4 @@
-"""Every AR method reproduces an enumerated law exactly (DESIGN.md section 7).
+"""Every AR method reproduces an enumerated law exactly (docs/ALGORITHMS.md, section 1).
 
 Each test draws 20,000 samples with a fixed seed and runs a chi-square test
 (small cells pooled) against the enumerated law; the negative control, drafts

@@ -1,4 +1,4 @@
-"""Diffusion samplers draw the chain's exact output law (DESIGN.md section 7)."""
+"""Diffusion samplers draw the chain's exact output law (docs/ALGORITHMS.md, section 1)."""
 
 import numpy as np
 import pytest

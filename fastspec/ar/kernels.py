@@ -1,4 +1,4 @@
-"""Numba kernels of the batched AR sampler (docs/ALGORITHMS.md, "Any-order AR models").
+"""Numba kernels of the batched AR sampler (docs/ALGORITHMS.md, sections 2-3).
 
 Every kernel loops over *slots* (the unfinished samples of a round, ``samples[a]``
 is the sample in slot ``a``) or over request rows with ``prange``; each iteration
