@@ -66,6 +66,68 @@ class Pipeline(Protocol):
         """One call of the user's oracle on ``args``; the answer, checked for shape and type."""
 
 
+def read_answer(out, who, where, shape, names, kinds="fiub"):
+    """The oracle's answer ``out`` as a C-contiguous float32 or float64 array of ``shape``,
+    and the dtype it arrived in.
+
+    Anything numpy can read as real numbers is accepted (lists, objects with
+    ``__array__``, CPU tensors); other dtypes are converted to float64. ``who``
+    ("marginals", "the denoiser") and ``names`` ("(K, n, q)") word the error.
+
+    Raises
+    ------
+    OracleError
+        If numpy cannot read it, it is not real numbers, or its shape is wrong.
+    """
+    try:
+        arr = np.asarray(out)
+    except Exception as exc:  # e.g. a tensor that needs .detach() first
+        raise OracleError(f"{where}: {who} returned a {type(out).__name__} that numpy cannot "
+                          f"read as an array ({exc}); return a numpy float array {names}") \
+            from exc
+    if arr.dtype.kind not in kinds:
+        raise OracleError(f"{where}: {who} returned a {type(out).__name__} of dtype {arr.dtype}, "
+                          f"not a float array; return floats of shape {names} = {shape}")
+    if arr.shape != shape:
+        raise OracleError(f"{where}: {who} returned shape {arr.shape}, expected {names} = "
+                          f"{shape}")
+    dtype = arr.dtype
+    if dtype not in (np.float32, np.float64):
+        arr = arr.astype(np.float64)
+    return np.ascontiguousarray(arr), dtype
+
+
+class SamplerBase:
+    """What both pipelines' batched samplers share.
+
+    A subclass keeps each sample's progress in ``self.steps`` and the step it
+    stops at in ``self.stop`` (int64 ``(S,)``), and its last round in ``self._r``.
+    """
+
+    def progress(self):
+        return int(self.steps.sum()), int(self.stop.sum())
+
+    def finished(self):
+        return bool((self.steps >= self.stop).all())
+
+    def progress_done(self):
+        """Which samples are complete."""
+        return self.steps >= self.stop
+
+    def abandon(self, samples):
+        """Stop ``samples`` where they are (srs drops proposals it no longer needs)."""
+        self.steps[samples] = np.maximum(self.steps[samples], self.stop[samples])
+
+    def _settled(self, r, tau):
+        """Bookkeeping after a round's blocks of slots ``r`` kept ``tau`` drafts each."""
+        self.has_draft[r.samples] = True
+        self.rejected = r.samples[tau < 0]       # srs: to be redrawn from the residual
+        if self.method != "sequential":
+            spec = r.k > 0
+            self.log.add_blocks(r.samples[spec], r.k[spec], np.maximum(tau[spec], 0))
+        self._r = None
+
+
 @dataclass
 class CallCounter:
     """Oracle calls and the seconds spent inside the user's oracle."""

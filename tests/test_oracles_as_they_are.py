@@ -4,7 +4,6 @@ Every case ends in samples with the exact law or a short, clear error; never a
 hang, never a silent bias (issue 13).
 """
 
-import itertools
 
 import numpy as np
 import pytest

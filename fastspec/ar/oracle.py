@@ -5,6 +5,7 @@ import numbers
 
 import numpy as np
 
+from .._driver import read_answer
 from .._errors import OracleError
 from . import kernels
 
@@ -128,24 +129,8 @@ class ARModel:
         return self._as_probabilities(out, contexts.shape[0], where)
 
     def _as_probabilities(self, out, n_rows, where):
-        try:
-            probs = np.asarray(out)
-        except Exception as exc:  # e.g. a tensor that needs .detach() first
-            raise OracleError(f"{where}: marginals returned a {type(out).__name__} that numpy "
-                              f"cannot read as an array ({exc}); return a numpy float array "
-                              "(K, n, q)") from exc
-        if probs.dtype.kind not in "fiub":
-            raise OracleError(f"{where}: marginals returned a {type(out).__name__} of dtype "
-                              f"{probs.dtype}, not a float array; return float probabilities "
-                              f"of shape (K, n, q) = ({n_rows}, {self.n}, {self.q})")
-        expected = (n_rows, self.n, self.q)
-        if probs.shape != expected:
-            raise OracleError(f"{where}: marginals returned shape {probs.shape} for {n_rows} "
-                              f"contexts; expected (K, n, q) = {expected}")
-        tol = sum_tolerance(probs.dtype)
-        if probs.dtype not in (np.float32, np.float64):
-            probs = probs.astype(np.float64)
-        return np.ascontiguousarray(probs), tol
+        probs, dtype = read_answer(out, "marginals", where, (n_rows, self.n, self.q), "(K, n, q)")
+        return probs, sum_tolerance(dtype)
 
     def invalid_answer_message(self, where, row, sample, context, position, values, code, tol):
         """A short message for an invalid marginal (a few hundred characters at most)."""

@@ -14,7 +14,7 @@ kept and each round asks for exactly the rows a plain ancestral loop asks for.
 
 import numpy as np
 
-from .._driver import RoundLog
+from .._driver import RoundLog, SamplerBase
 from .._errors import OracleError
 from .._jit import use_parallel
 from .._rules import BLOCK, RULES, SRS
@@ -82,7 +82,7 @@ class _Round:
     """This round's per-slot arrays (slot a holds sample ``samples[a]``)."""
 
 
-class ARSampler:
+class ARSampler(SamplerBase):
     """All samples of one AR call (see the module docstring).
 
     Parameters
@@ -152,11 +152,13 @@ class ARSampler:
         self.rule = rule if rule is not None else RULES.get(method, BLOCK)
         self.sizer, self.parallel = sizer, parallel
         self.x, self.orders, self.n_free = x, orders, n_free
+        self.stop = n_free                        # (SamplerBase: where each sample stops)
         self.n_order = n_free.copy() if n_order is None else n_order
         self.tail_len = np.zeros(S, dtype=np.int64) if tail_len is None else tail_len
         self.draft, self.fresh, self.has_draft = draft, fresh, has_draft
         self.waiting = np.zeros(S, dtype=np.bool_)
         self.progress_t = np.zeros(S, dtype=np.int64)
+        self.steps = self.progress_t              # (SamplerBase: each sample's progress)
         self.log_prob = np.zeros(S)
         self.log = RoundLog.empty(S)
         self.rejected = np.zeros(0, dtype=np.int64)
@@ -220,28 +222,7 @@ class ARSampler:
                               r.cand_target, r.cand_win, r.full_win, r.win_len, self._tol,
                               *self.sizer.arrays(), self.progress_t, tau, r.err)
         self._raise_if_invalid(self._where, None, self._window_values)
-        self.has_draft[r.samples] = True
-        rejected = tau < 0                        # srs: to be redrawn from the residual
-        self.rejected = r.samples[rejected]
-        if self.method != "sequential":
-            spec = r.k > 0
-            self.log.add_blocks(r.samples[spec], r.k[spec], np.maximum(tau[spec], 0))
-        self._last = r
-        self._r = None
-
-    def progress(self):
-        return int(self.progress_t.sum()), int(self.n_free.sum())
-
-    def finished(self):
-        return bool((self.progress_t >= self.n_free).all())
-
-    def progress_done(self):
-        """Which samples have drawn all their free positions."""
-        return self.progress_t >= self.n_free
-
-    def abandon(self, samples):
-        """Stop ``samples`` where they are (srs drops proposals it no longer needs)."""
-        self.progress_t[samples] = np.maximum(self.progress_t[samples], self.n_free[samples])
+        self._settled(r, tau)
 
     def result(self, stats):
         from .._result import SampleResult

@@ -4,6 +4,7 @@ import numbers
 
 import numpy as np
 
+from .._driver import read_answer
 from .._errors import OracleError
 
 
@@ -82,23 +83,8 @@ class DiffusionModel:
         """One call of the denoiser on ``(z, sigma)``; the answer (K, dim), float32 or float64."""
         z, sigma = args
         out = counter.timed(self.denoise, z, sigma)
-        try:
-            den = np.asarray(out)
-        except Exception as exc:  # e.g. a tensor that needs .detach() first
-            raise OracleError(f"{where}: the denoiser returned a {type(out).__name__} that numpy "
-                              f"cannot read as an array ({exc}); return a numpy float array "
-                              "(K, dim)") from exc
-        if den.dtype.kind not in "fiu":
-            raise OracleError(f"{where}: the denoiser returned a {type(out).__name__} of dtype "
-                              f"{den.dtype}, not a float array; return floats of shape "
-                              f"(K, dim) = ({z.shape[0]}, {self.dim})")
-        if den.shape != z.shape:
-            raise OracleError(
-                f"{where}: the denoiser returned shape {den.shape}, expected {z.shape} "
-                f"(K={z.shape[0]} rows of dim={self.dim})")
-        if den.dtype not in (np.float32, np.float64):
-            den = den.astype(np.float64)
-        return np.ascontiguousarray(den)
+        return read_answer(out, "the denoiser", where, (z.shape[0], self.dim), "(K, dim)",
+                           kinds="fiu")[0]
 
     def non_finite_message(self, where, row, sample, step, sigma, values):
         """A short message for a non-finite denoiser row."""

@@ -21,7 +21,7 @@ asks for.
 
 import numpy as np
 
-from .._driver import RoundLog
+from .._driver import RoundLog, SamplerBase
 from .._errors import OracleError
 from .._jit import use_parallel
 from .._rules import BLOCK, RULES, SRS
@@ -34,7 +34,7 @@ class _Round:
     """This round's per-slot arrays (slot a holds sample ``samples[a]``)."""
 
 
-class DiffusionSampler:
+class DiffusionSampler(SamplerBase):
     """All samples of one diffusion call (see the module docstring)."""
 
     def __init__(self, model, streams, *, method, schedule, block_size, row_cost, rule=None,
@@ -88,6 +88,7 @@ class DiffusionSampler:
         self.sizer, self.parallel = sizer, parallel
         self.y, self.d_draft, self.fresh, self.has_draft = y, d_draft, fresh, has_draft
         self.progress_j, self.stop = start.copy(), stop
+        self.steps = self.progress_j              # (SamplerBase: each sample's progress)
         # Steps are a chain: row k is asked unless the chain ends after the block.
         self.order_len = np.full(S, self.n_steps, dtype=np.int64)
         self.no_tail = np.zeros(S, dtype=np.int64)
@@ -155,27 +156,7 @@ class DiffusionSampler:
                               self.c, r.W, r.xi, r.u_stop, r.fstate, r.istate, r.cand_D,
                               r.full_D, *self.sizer.arrays(), self.progress_j, tau, self.track,
                               self.ref_D, self.log_ref)
-        self.has_draft[r.samples] = True
-        self.rejected = r.samples[tau < 0]        # srs: to be redrawn from the residual
-        if self.method != "sequential":
-            spec = r.k > 0
-            self.log.add_blocks(r.samples[spec], r.k[spec], np.maximum(tau[spec], 0))
-        self._last = r
-        self._r = None
-
-    def progress(self):
-        return int(self.progress_j.sum()), int(self.stop.sum())
-
-    def finished(self):
-        return bool((self.progress_j >= self.stop).all())
-
-    def progress_done(self):
-        """Which samples have reached the step they stop at."""
-        return self.progress_j >= self.stop
-
-    def abandon(self, samples):
-        """Stop ``samples`` where they are (srs drops proposals it no longer needs)."""
-        self.progress_j[samples] = np.maximum(self.progress_j[samples], self.stop[samples])
+        self._settled(r, tau)
 
     def result(self, stats):
         from .._result import SampleResult
