@@ -100,11 +100,9 @@ class Twin:
     """One kernel body compiled twice: serial (cached) and parallel (``prange`` active).
 
     The body is written with ``prange`` over independent items (samples, rows),
-    each writing its own outputs, so both twins give bit-identical results;
-    ``tests/test_parallel.py`` checks that for every twin.
+    each writing its own outputs, so both twins give bit-identical results
+    (tests/test_parallel.py and tests/test_reproducibility.py).
     """
-
-    registry = []
 
     def __init__(self, fn):
         self.__wrapped__ = fn
@@ -112,7 +110,6 @@ class Twin:
         self.__doc__ = fn.__doc__
         self.serial = _compile(fn)
         self.parallel = _compile(_renamed(fn, "_parallel"), parallel=True)
-        Twin.registry.append(self)
 
     def __call__(self, parallel, *args):
         """Run the parallel twin if ``parallel`` else the serial one."""
@@ -129,4 +126,4 @@ def twin(fn):
 
 def use_parallel(work):
     """Whether a call whose first round touches ``work`` array elements runs parallel twins."""
-    return work >= PARALLEL_MIN_WORK
+    return work >= PARALLEL_MIN_WORK       # (read at call time: tests may change it)
