@@ -89,8 +89,7 @@ def _mosaic(images, cols, pad=1):
 def _digits_figure(panels, path):
     plt = _pyplot()
     cols = math.ceil(math.sqrt(panels[0][1].shape[0]))
-    cmap = plt.get_cmap("gray_r").copy()
-    cmap.set_bad("#c8d4e8")   # the gaps between digits
+    cmap = plt.get_cmap("gray_r").with_extremes(bad="#c8d4e8")   # NaN: the gaps between digits
     fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 4.0), squeeze=False)
     for ax, (title, images) in zip(axes[0], panels):
         ax.imshow(_mosaic(images, cols), cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest")
