@@ -122,7 +122,8 @@ def test_numpy_forward_matches_torch(name):
             sigma = np.geomspace(0.002, 300.0, 64)
             z = rng.uniform(-1, 1, size=(64, 64)) + sigma[:, None] * rng.normal(size=(64, 64))
             ours = model.denoise(z, sigma)
-            ref = module(torch.from_numpy(z).float(), torch.from_numpy(sigma).float()).double().numpy()
+            ref = module(torch.from_numpy(z).float(), torch.from_numpy(sigma).float())
+            ref = ref.double().numpy()
         else:
             model = pretrained.digits_ar() if name == "digits_ar" else pretrained.text_mlm()
             ctx = _random_contexts(rng, 64, model.n, model.q, 0.5)
@@ -152,7 +153,8 @@ def _image_features(x):
     against the negative controls at these sample sizes (measured while writing these
     tests); on these three features it rejects them from 50 samples."""
     img = x.reshape(-1, 8, 8)
-    tv = np.abs(np.diff(img, axis=1)).sum(axis=(1, 2)) + np.abs(np.diff(img, axis=2)).sum(axis=(1, 2))
+    tv = (np.abs(np.diff(img, axis=1)).sum(axis=(1, 2))
+          + np.abs(np.diff(img, axis=2)).sum(axis=(1, 2)))
     return np.stack([(x < -0.9).sum(axis=1), (x > 0.5).sum(axis=1), tv], axis=1)
 
 

@@ -1,4 +1,4 @@
-"""Quality, rounds and acceptance of the pretrained models (``python -m fastspec.bench pretrained``).
+"""Quality, rounds and acceptance of the shipped models: ``python -m fastspec.bench pretrained``.
 
 Three studies, each writing one CSV into ``out`` (docs/ by default) and printing
 markdown tables (the ones in docs/PRETRAINED.md):
@@ -71,7 +71,7 @@ def chain_log_prob(model, x, orders, items_per_call=16):
     ranks = np.argsort(orders, axis=1)            # ranks[i, j]: step at which j is drawn
     out = np.empty(N)
     for s in range(0, N, items_per_call):
-        xs, os_, rk = x[s:s + items_per_call], orders[s:s + items_per_call], ranks[s:s + items_per_call]
+        xs, os_, rk = (a[s:s + items_per_call] for a in (x, orders, ranks))
         m = xs.shape[0]
         # Context of step k: positions drawn before step k pinned, the rest free.
         ctx = np.where(rk[:, None, :] < np.arange(n)[None, :, None], xs[:, None, :], -1)
@@ -82,11 +82,15 @@ def chain_log_prob(model, x, orders, items_per_call=16):
 
 
 def any_order_nll(model, x, n_orders, seed):
-    """Mean over items of the mean over ``n_orders`` uniformly random orders of
-    ``-log p_order(x)`` (nats); returns ``(mean, standard error over items)``.
+    """Per item, the mean over ``n_orders`` uniformly random orders of ``-log p_order(x)``.
 
-    Each order's chain is a normalised distribution, so this is an honest held-out
-    NLL; it upper-bounds the NLL of the model's uniform mixture over orders.
+    Each order's chain is a normalised distribution, so the mean over items is an
+    honest held-out NLL (nats); it upper-bounds the NLL of the model's uniform mixture
+    over orders, which is what ``fastspec.sample(..., order=None)`` draws from.
+
+    Returns
+    -------
+    ndarray (N,) float64
     """
     rng = np.random.default_rng(seed)
     x = np.asarray(x, dtype=np.int64)
@@ -94,72 +98,71 @@ def any_order_nll(model, x, n_orders, seed):
     for _ in range(n_orders):
         orders = np.array([rng.permutation(x.shape[1]) for _ in range(x.shape[0])])
         per_item -= chain_log_prob(model, x, orders) / n_orders
-    return float(per_item.mean()), float(per_item.std(ddof=1) / math.sqrt(x.shape[0]))
+    return per_item
+
+
+def _score(model, baseline, metric, per_item, note, sigma=""):
+    """A CSV row: mean of ``per_item`` and its standard error over items."""
+    per_item = np.asarray(per_item, dtype=np.float64)
+    return dict(model=model, baseline=baseline, metric=metric, sigma=sigma,
+                value=float(per_item.mean()),
+                stderr=float(per_item.std(ddof=1) / math.sqrt(len(per_item))), note=note)
 
 
 def _digits_quality(n_orders, seed):
-    from fastspec.train import baselines, data
+    from fastspec.train import data
     pixels, _ = data.digits_pixels()
     split = data.digits_split()
     model = pretrained.digits_ar()
     test = pretrained.quantise_digits(pixels[split["test"]], model.q)
     train = pretrained.quantise_digits(pixels[split["train"]], model.q)
-    rows = []
     t = time.perf_counter()
-    nll, se = any_order_nll(model, test, n_orders, seed)
-    rows.append(dict(model="digits_ar", baseline="", metric="nll_nats_per_image",
-                     sigma="", value=nll, stderr=se,
-                     note=f"any-order, {n_orders} random orders per image, {len(test)} test images"))
-    print(f"digits_ar: {nll:.2f} +- {se:.2f} nats per image ({time.perf_counter() - t:.1f}s)")
+    metric = "nll_nats_per_image"
+    rows = [_score("digits_ar", "", metric, any_order_nll(model, test, n_orders, seed),
+                   f"any-order, {n_orders} random orders per image, {len(test)} test images")]
+    print(f"digits_ar: {rows[0]['value']:.2f} nats per image ({time.perf_counter() - t:.1f}s)")
     mix = pretrained.digits_mixture()
-    lp = mix.log_probability(test)
-    rows.append(dict(model="digits_ar", baseline="mixture_of_products", metric="nll_nats_per_image",
-                     sigma="", value=float(-lp.mean()), stderr=float(lp.std(ddof=1) / math.sqrt(len(lp))),
-                     note=f"EM, {mix.weights.shape[0]} components chosen on validation; exact"))
-    marg = np.bincount((train + model.q * np.arange(64)).ravel(), minlength=64 * model.q)
-    marg = (marg.reshape(64, model.q) + 1.0) / (len(train) + model.q)
-    lp = np.log(marg[np.arange(64), test]).sum(axis=1)
-    rows.append(dict(model="digits_ar", baseline="independent_pixels", metric="nll_nats_per_image",
-                     sigma="", value=float(-lp.mean()), stderr=float(lp.std(ddof=1) / math.sqrt(len(lp))),
-                     note="product of per-pixel training frequencies (add-one)"))
+    rows.append(_score("digits_ar", "mixture_of_products", metric, -mix.log_probability(test),
+                       f"EM, {mix.weights.shape[0]} components chosen on validation; exact"))
+    counts = np.bincount((train + model.q * np.arange(64)).ravel(), minlength=64 * model.q)
+    marg = (counts.reshape(64, model.q) + 1.0) / (len(train) + model.q)
+    rows.append(_score("digits_ar", "independent_pixels", metric,
+                       -np.log(marg[np.arange(64), test]).sum(axis=1),
+                       "product of per-pixel training frequencies (add-one)"))
     return rows
 
 
 def _text_windows_ids(model, part):
+    """Non-overlapping windows of split ``part`` as ids (K, n), and the training text's ids."""
     from fastspec.train import data
     split = data.text_split(data.python_doc_text())
-    windows = [w for w in data.text_windows(split[part], model.n, model.n)
-               if set(w) <= set(model.vocab)]
-    train_ids = np.concatenate([model.encode(c) for c in split["train"] if set(c) <= set(model.vocab)])
+    known = set(model.vocab)
+    windows = [w for w in data.text_windows(split[part], model.n, model.n) if set(w) <= known]
+    train_ids = np.concatenate([model.encode(c) for c in split["train"] if set(c) <= known])
     return np.array([model.encode(w) for w in windows]), train_ids
 
 
 def _text_quality(n_orders, seed, max_windows):
+    from fastspec.train import baselines
     model = pretrained.text_mlm()
     test, train_ids = _text_windows_ids(model, "test")
     if max_windows is not None:
         test = test[:max_windows]
-    n, q = model.n, model.q
-    rows = []
+    bits = model.n * math.log(2)         # nats per window -> bits per character
+    metric = "bits_per_char"
     t = time.perf_counter()
-    nll, se = any_order_nll(model, test, n_orders, seed)
-    bits = n * math.log(2)
-    rows.append(dict(model="text_mlm", baseline="", metric="bits_per_char", sigma="",
-                     value=nll / bits, stderr=se / bits,
-                     note=f"any-order, {n_orders} random orders per window, {len(test)} test windows"))
-    print(f"text_mlm: {nll / bits:.3f} bits per character ({time.perf_counter() - t:.1f}s)")
-    from fastspec.train import baselines
+    rows = [_score("text_mlm", "", metric, any_order_nll(model, test, n_orders, seed) / bits,
+                   f"any-order, {n_orders} random orders per window, {len(test)} test windows")]
+    print(f"text_mlm: {rows[0]['value']:.3f} bits per character ({time.perf_counter() - t:.1f}s)")
+    q = model.q
     uni = baselines.unigram_log_probs(train_ids, q)
-    lp = uni[test].sum(axis=1)
-    rows.append(dict(model="text_mlm", baseline="unigram", metric="bits_per_char", sigma="",
-                     value=float(-lp.mean() / bits), stderr=float(lp.std(ddof=1) / math.sqrt(len(lp)) / bits),
-                     note="training character frequencies (add-one)"))
+    rows.append(_score("text_mlm", "unigram", metric, -uni[test].sum(axis=1) / bits,
+                       "training character frequencies (add-one)"))
     pair = np.bincount(train_ids[:-1] * q + train_ids[1:], minlength=q * q).reshape(q, q) + 1.0
     log_t = np.log(pair / pair.sum(axis=1, keepdims=True))
     lp = uni[test[:, 0]] + log_t[test[:, :-1], test[:, 1:]].sum(axis=1)
-    rows.append(dict(model="text_mlm", baseline="bigram", metric="bits_per_char", sigma="",
-                     value=float(-lp.mean() / bits), stderr=float(lp.std(ddof=1) / math.sqrt(len(lp)) / bits),
-                     note="left-to-right character bigram of the training text (add-one)"))
+    rows.append(_score("text_mlm", "bigram", metric, -lp / bits,
+                       "left-to-right character bigram of the training text (add-one)"))
     return rows
 
 
@@ -168,23 +171,23 @@ def _denoiser_quality(seed, draws=8):
     pixels, _ = data.digits_pixels()
     split = data.digits_split()
     train = pretrained.digits_to_unit(pixels[split["train"]])
-    test = np.repeat(pretrained.digits_to_unit(pixels[split["test"]]), draws, axis=0)
+    test = pretrained.digits_to_unit(pixels[split["test"]])
     model = pretrained.digits_denoiser()
     candidates = {"": model.denoise,
                   "data_mean": baselines.mean_denoiser(train.mean(axis=0)),
                   "linear_gaussian": baselines.linear_denoiser(train.mean(axis=0),
                                                                np.cov(train, rowvar=False))}
     rng = np.random.default_rng(seed)
+    x = np.repeat(test, draws, axis=0)
     rows = []
     for sigma in SIGMA_GRID:
-        z = test + sigma * rng.normal(size=test.shape)
+        z = x + sigma * rng.normal(size=x.shape)
         s = np.full(len(z), sigma)
         for name, fn in candidates.items():
-            err = ((fn(z, s) - test) ** 2).mean(axis=1)
-            rows.append(dict(model="digits_denoiser", baseline=name, metric="mse_per_pixel",
-                             sigma=sigma, value=float(err.mean()),
-                             stderr=float(err.std(ddof=1) / math.sqrt(len(err))),
-                             note=f"{len(test) // draws} test images x {draws} noise draws"))
+            # Mean over each image's noise draws first: the images are the independent items.
+            err = ((fn(z, s) - x) ** 2).mean(axis=1).reshape(len(test), draws).mean(axis=1)
+            rows.append(_score("digits_denoiser", name, "mse_per_pixel", err,
+                               f"{len(test)} test images x {draws} noise draws", sigma=sigma))
     return rows
 
 
@@ -226,7 +229,8 @@ def quality_tables(rows):
     text = []
     ar = [r for r in rows if r["metric"] != "mse_per_pixel"]
     if ar:
-        text.append(_markdown(["model", "baseline", "metric", "held-out value", "std. error", "how"],
+        header = ["model", "baseline", "metric", "held-out value", "std. error", "how"]
+        text.append(_markdown(header,
                               [[r["model"], r["baseline"] or "(the model)", r["metric"],
                                 f"{r['value']:.3f}", f"{r['stderr']:.3f}", r["note"]] for r in ar]))
     den = [r for r in rows if r["metric"] == "mse_per_pixel"]
@@ -292,11 +296,13 @@ def rounds(out="docs", n_seeds=5, batch_sizes=(1, 16), methods=METHODS,
                 for seed in range(n_seeds):
                     st = fastspec.sample(model, n_samples=n_samples, method=method, seed=seed,
                                          **kw).stats
-                    rows.append(_record(model_name, sched_name, method, n_samples, seed, "auto", st))
+                    rows.append(_record(model_name, sched_name, method, n_samples, seed, "auto",
+                                        st))
                 last = rows[-n_seeds:]
-                print(f"{model_name:16s} {sched_name:20s} {method:10s} x{n_samples:<3d} rounds/sample "
-                      f"{np.mean([r['rounds_per_sample'] for r in last]):7.1f}  rows/sample "
-                      f"{np.mean([r['rows_per_sample'] for r in last]):8.1f}  "
+                rounds_mean = np.mean([r["rounds_per_sample"] for r in last])
+                rows_mean = np.mean([r["rows_per_sample"] for r in last])
+                print(f"{model_name:16s} {sched_name:20s} {method:10s} x{n_samples:<3d} "
+                      f"rounds/sample {rounds_mean:7.1f}  rows/sample {rows_mean:8.1f}  "
                       f"({time.perf_counter() - t:.1f}s)", flush=True)
     _write(rows, os.path.join(out, "pretrained_rounds.csv"))
     print(rounds_table(rows))

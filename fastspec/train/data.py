@@ -32,8 +32,8 @@ def _need_sklearn():
     try:
         from sklearn.datasets import load_digits
     except ImportError:
-        raise ImportError("the digits data come from scikit-learn's bundled load_digits; "
-                          "install it with pip install 'fastspec[train]' (or scikit-learn)") from None
+        raise ImportError("the digits data come from scikit-learn's bundled load_digits; install "
+                          "it with pip install 'fastspec[train]' (or scikit-learn)") from None
     return load_digits
 
 

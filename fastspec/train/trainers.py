@@ -86,8 +86,11 @@ def fit(module, batch_loss, val_loss, *, steps, lr, weight_decay, eval_every, ma
         wall-clock cap stopped the run early).
     """
     opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+
+    def lr_factor(s):
+        return min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     best, best_state, best_step = math.inf, None, 0
     t0 = time.perf_counter()
     capped = False
@@ -274,7 +277,8 @@ def train_digits_denoiser(seed=0, threads=1, max_minutes=30.0, out_dir=WEIGHTS_D
     def batch_loss():
         idx = torch.randint(0, train.shape[0], (cfg["batch"],), generator=g)
         sigma = sample_sigmas(cfg["batch"], cfg, g)
-        return edm_loss(module, train[idx], sigma, torch.randn(cfg["batch"], 64, generator=g)).mean()
+        noise = torch.randn(cfg["batch"], 64, generator=g)
+        return edm_loss(module, train[idx], sigma, noise).mean()
 
     def val_loss():
         module.eval()
