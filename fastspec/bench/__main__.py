@@ -12,6 +12,7 @@ Commands::
     srs [--quick] [--out docs]                   srs against block: rounds and rows (issue 12)
     peers [--quick] [--out docs]                 fastspec against approximate samplers (issue 11)
     distributed [--quick] [--out docs]           Dask: samples/s with 1 and 2 local workers
+    pretrained [--out docs] [--seeds 5]          shipped models: quality, rounds, acceptance
 """
 
 import argparse
@@ -49,10 +50,13 @@ def _run(a):
     elif a.command == "distributed":
         from . import distributed
         distributed.run(out=a.out, quick=a.quick)
+    elif a.command == "pretrained":
+        from . import pretrained
+        pretrained.run(out=a.out, n_seeds=a.seeds)
 
 
 COMMANDS = ["scaling", "plot", "wallclock", "overhead", "table", "plain", "memory", "srs",
-            "peers", "distributed"]
+            "peers", "distributed", "pretrained"]
 
 
 def main(argv=None):
