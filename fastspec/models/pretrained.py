@@ -24,8 +24,8 @@ from importlib import resources
 
 import numpy as np
 
-from ..ar.model import ARModel
-from ..diffusion.model import DiffusionModel
+from ..ar.oracle import ARModel
+from ..diffusion.oracle import DiffusionModel
 from .ar import MixtureOfProducts
 
 __all__ = ["digits_ar", "digits_denoiser", "digits_mixture", "text_mlm", "quantise_digits",
