@@ -205,27 +205,6 @@ def test_digits_denoiser_negative_control_gaussian_is_rejected(denoiser_sequenti
     assert energy_pvalue(a, b, N_PERMUTATIONS) <= P_MIN
 
 
-class _Infill(fastspec.ARModel):
-    """The text model with every position outside ``free`` pinned to ``window``
-    (an AR model over the free positions only), so a test samples few positions."""
-
-    def __init__(self, model, window, free):
-        self.model, self.free = model, np.asarray(free)
-        self.base = np.asarray(window, dtype=np.int64).copy()
-        self.base[self.free] = -1
-        super().__init__(self._marginals, len(self.free), model.q)
-
-    def _marginals(self, ctx):
-        full = np.repeat(self.base[None], len(ctx), axis=0)
-        full[:, self.free] = ctx
-        return self.model.marginals(full)[:, self.free]
-
-    def complete(self, samples):
-        full = np.repeat(self.base[None], len(samples), axis=0)
-        full[:, self.free] = samples
-        return full
-
-
 TEXT_FREE = np.arange(24, 40)      # 16 free characters in the middle of the window
 TEXT_SAMPLES = 150
 
@@ -235,7 +214,8 @@ def text_setup(text_model):
     from fastspec.train import data
     split = data.text_split(data.python_doc_text())
     window = text_model.encode(data.text_windows(split["test"], text_model.n, text_model.n)[0])
-    infill = _Infill(text_model, window, TEXT_FREE)
+    given = np.asarray(window, dtype=np.int64).copy()
+    given[TEXT_FREE] = -1                  # infill the middle of a held-out window
     train = np.concatenate([text_model.encode(c) for c in split["train"]])
     q = text_model.q
     pair = np.bincount(train[:-1] * q + train[1:], minlength=q * q).reshape(q, q) + 1.0
@@ -244,26 +224,31 @@ def text_setup(text_model):
 
     def features(samples):
         """Bigram log-likelihood of the filled span and its count of spaces."""
-        full = infill.complete(samples)[:, span]
+        full = samples[:, span]
         ll = log_bigram[full[:, :-1], full[:, 1:]].sum(axis=1)
-        return np.stack([ll, (samples == text_model.encode(" ")[0]).sum(axis=1)], axis=1)
+        spaces = (samples[:, TEXT_FREE] == text_model.encode(" ")[0]).sum(axis=1)
+        return np.stack([ll, spaces], axis=1)
 
-    sequential = fastspec.sample(infill, n_samples=TEXT_SAMPLES, method="sequential", seed=1)
-    return infill, features, features(sequential.samples)
+    sequential = fastspec.sample(text_model, n_samples=TEXT_SAMPLES, method="sequential", seed=1,
+                                 given=given)
+    assert np.all(sequential.samples[:, given >= 0] == given[given >= 0])
+    return given, features, features(sequential.samples)
 
 
-def test_text_mlm_block_matches_sequential(text_setup):
-    infill, features, seq = text_setup
-    res = fastspec.sample(infill, n_samples=TEXT_SAMPLES, method="block", seed=2)
-    assert res.stats.mean_rounds < 0.75 * infill.n
+def test_text_mlm_block_matches_sequential(text_model, text_setup):
+    given, features, seq = text_setup
+    res = fastspec.sample(text_model, n_samples=TEXT_SAMPLES, method="block", seed=2, given=given)
+    assert res.stats.mean_rounds < 0.75 * TEXT_FREE.size
     assert energy_pvalue(*_standardised(seq, features(res.samples)), N_PERMUTATIONS) > P_MIN
 
 
-def test_text_mlm_negative_control_unverified_drafts_is_rejected(text_setup):
-    infill, features, seq = text_setup
-    marg = infill.marginals(np.full((1, infill.n), -1))[0]          # (n_free, q)
-    u = np.random.default_rng(3).random((TEXT_SAMPLES, infill.n, 1))
-    drafts = np.minimum((u > np.cumsum(marg, axis=1)[None]).sum(axis=2), infill.q - 1)
+def test_text_mlm_negative_control_unverified_drafts_is_rejected(text_model, text_setup):
+    given, features, seq = text_setup
+    marg = text_model.marginals(given[None])[0, TEXT_FREE]          # (n_free, q)
+    u = np.random.default_rng(3).random((TEXT_SAMPLES, TEXT_FREE.size, 1))
+    drafts = np.repeat(given[None], TEXT_SAMPLES, axis=0)
+    drafts[:, TEXT_FREE] = np.minimum((u > np.cumsum(marg, axis=1)[None]).sum(axis=2),
+                                      text_model.q - 1)
     assert energy_pvalue(*_standardised(seq, features(drafts)), N_PERMUTATIONS) <= P_MIN
 
 
