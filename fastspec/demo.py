@@ -2,8 +2,10 @@
 
 Without a command: Curie-Weiss (n = 1024). ``python -m fastspec.demo digits`` and
 ``python -m fastspec.demo text`` sample the pretrained models of
-:mod:`fastspec.models.pretrained`; ``--out FILE.png`` draws the samples
-(matplotlib), ``--out FILE.md`` (text only) writes them as a table.
+:mod:`fastspec.models.pretrained`, and show exact infilling (``given=``): digits
+completed from their top half, text continued from a prompt. ``--out FILE.png``
+draws the samples (matplotlib), ``--out FILE.md`` (text only) writes them as a
+table. Every call shows a progress bar.
 """
 
 import argparse
@@ -19,7 +21,8 @@ from .api import sample
 def _curie_weiss(args):
     model = models.CurieWeiss(n=args.n, J=args.J)
     print(f"model: CurieWeiss(n={args.n}, J={args.J}), random order per sample")
-    res = sample(model, n_samples=args.samples, method=args.method, seed=args.seed)
+    res = sample(model, n_samples=args.samples, method=args.method, seed=args.seed,
+                 progress=True)
     spins = 2 * res.samples - 1
     print(f"samples: shape {res.samples.shape}; magnetisation per site "
           f"{np.round(spins.mean(axis=1), 3).tolist()}")
@@ -60,20 +63,51 @@ def _digits(args):
     panels = []
     if args.model in ("ar", "both"):
         model = pretrained.digits_ar()
-        res = sample(model, n_samples=args.samples, method=args.method, seed=args.seed)
+        res = sample(model, n_samples=args.samples, method=args.method, seed=args.seed,
+                     progress=True)
         _report(f"digits_ar(): any-order AR, n={model.n} pixels, q={model.q} grey levels", res)
         panels.append((_title(f"any-order AR model (q = {model.q})", res),
                        res.samples / (model.q - 1.0)))
+        # Infilling: the bottom half of each digit drawn exactly given its top half.
+        tops, source = _top_halves(model.q, args.samples, res.samples)
+        res = sample(model, n_samples=args.samples, method=args.method, seed=args.seed + 1,
+                     given=tops, progress=True)
+        _report(f"digits_ar() infilling: bottom halves given the top halves of {source}", res)
+        panels.append((_title(f"infilling: bottom halves given the top\nhalves of {source}",
+                              res), res.samples / (model.q - 1.0)))
     if args.model in ("diffusion", "both"):
         model = pretrained.digits_denoiser()
         sched = schedules.ve(args.steps, 80.0, 0.002)
         res = sample(model, schedule=sched, n_samples=args.samples, method=args.method,
-                     seed=args.seed)
+                     seed=args.seed, progress=True)
         _report(f"digits_denoiser(): EDM denoiser, dim={model.dim}, schedule {sched.name}", res)
         panels.append((_title(f"diffusion, ve({args.steps}, 80, 0.002)", res),
                        (np.clip(res.samples, -1.0, 1.0) + 1.0) / 2.0))
     if args.out:
         _digits_figure(panels, args.out)
+
+
+def _top_halves(q, count, fallback):
+    """``given`` arrays (count, 64): top 4 rows of held-out digits, bottom rows free (-1).
+
+    Held-out digits come from scikit-learn's bundled set when it is installed (the
+    test split the models never saw); else the top halves of ``fallback`` samples.
+    """
+    try:
+        from .train.data import digits_split
+        from sklearn.datasets import load_digits
+        images = quantise_digits_from(load_digits().data[digits_split()["test"][:count]], q)
+        source = "held-out digits"
+    except ImportError:
+        images, source = np.asarray(fallback)[:count], "the samples above"
+    given = np.array(images, dtype=np.int64)
+    given[:, 32:] = -1
+    return given, source
+
+
+def quantise_digits_from(pixels, q):
+    from .models.pretrained import quantise_digits
+    return quantise_digits(pixels, q)
 
 
 def _mosaic(images, cols, pad=1):
@@ -103,8 +137,15 @@ def _digits_figure(panels, path):
 def _text(args):
     from .models import pretrained
     model = pretrained.text_mlm()
-    res = sample(model, n_samples=args.samples, method=args.method, seed=args.seed)
-    _report(f"text_mlm(): character masked LM, n={model.n}, q={model.q}", res)
+    given = None
+    if args.prompt:           # continued from a prompt: the prompt pinned, the rest drawn
+        prompt = model.encode(pretrained.normalise_text(args.prompt))[:model.n]
+        given = np.full(model.n, -1, dtype=np.int64)
+        given[:prompt.size] = prompt
+    res = sample(model, n_samples=args.samples, method=args.method, seed=args.seed,
+                 given=given, progress=True)
+    what = f" continuing {args.prompt!r}" if args.prompt else ""
+    _report(f"text_mlm(): character masked LM, n={model.n}, q={model.q}{what}", res)
     texts = [model.decode(s) for s in res.samples]
     for t, r in zip(texts, res.stats.rounds_per_sample):
         print(f"  [{r:3d} rounds] {t}")
@@ -145,6 +186,8 @@ def main(argv=None):
     digits.add_argument("--steps", type=int, default=1000,
                         help="diffusion steps N of ve(N, 80, 0.002) (default 1000)")
     text = commands.add_parser("text", help="the pretrained character model")
+    text.add_argument("--prompt", default="The ",
+                      help='text the samples continue (default "The "; "" for none)')
     for sub, count in ((digits, 16), (text, 8)):
         sub.add_argument("--samples", type=int, default=count,
                          help=f"samples in one call (default {count})")

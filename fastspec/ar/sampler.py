@@ -148,7 +148,7 @@ class ARSampler(SamplerBase):
                fresh, has_draft, n_order=None, tail_len=None):
         S = x.shape[0]
         self.model, self.rng, self.method = model, rng, method
-        self.n_steps = model.n
+        self.n_steps = int(n_free.max(initial=0))   # sequential steps: the free positions
         self.rule = rule if rule is not None else RULES.get(method, BLOCK)
         self.sizer, self.parallel = sizer, parallel
         self.x, self.orders, self.n_free = x, orders, n_free
