@@ -26,6 +26,8 @@ class BatchSampler(Protocol):
 
     #: Sequential steps of the target chain (n for AR, N for diffusion).
     n_steps: int
+    #: Per-sample rounds and rows, and every block's (k, accepted).
+    log: "RoundLog"
 
     def plan(self) -> int:
         """Draft the next block of every unfinished sample; return the round's rows.

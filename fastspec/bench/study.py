@@ -194,7 +194,8 @@ def wallclock(out="docs", repeats=5, cases=WALLCLOCK_CASES):
               f"({single / batched:.1f}x cheaper); fitted row_cost {fitted:.3f}", flush=True)
         for bs in (1, 16):
             for m, k, rc in cases:
-                rc = fitted if rc == "fit" else rc
+                # row_cost is per sample's share of a call's fixed cost: bs samples share it
+                rc = fitted * bs if rc == "fit" else rc
                 opts = dict(method=m, block_size=k, row_cost=rc, **kw)
                 fastspec.sample(model, n_samples=bs, seed=99, **opts)        # warm-up
                 ts, rd, rw = [], [], []
