@@ -248,14 +248,18 @@ def quality_tables(rows):
 # -- rounds and acceptance -----------------------------------------------------------------
 
 def _schedules():
-    """Diffusion schedules measured: ve and vp, and ddpm when fastspec.schedules has it."""
-    out = {"ve(1000, 80, 0.002)": fastspec.schedules.ve(1000, 80.0, 0.002),
-           "vp(1000)": fastspec.schedules.vp(1000)}
-    if hasattr(fastspec.schedules, "ddpm"):
-        out["ddpm(1000)"] = fastspec.schedules.ddpm(1000)
-    else:
-        print("fastspec.schedules.ddpm does not exist here: ddpm rows skipped")
-    return out
+    """Diffusion schedules measured: ve, vp, and DDPM's own timesteps.
+
+    ``ddpm`` runs on the alphas_cumprod of DDPM's linear betas (1e-4 to 0.02 over
+    T = 1000, as diffusers' DDPMScheduler defaults), all 1000 timesteps or 100
+    evenly spaced ones; its largest sigma, about 157, is inside the range the
+    denoiser was trained on.
+    """
+    abar = np.cumprod(1.0 - np.linspace(1e-4, 0.02, 1000))
+    return {"ve(1000, 80, 0.002)": fastspec.schedules.ve(1000, 80.0, 0.002),
+            "vp(1000)": fastspec.schedules.vp(1000),
+            "ddpm(T=1000)": fastspec.schedules.ddpm(abar),
+            "ddpm(T=1000, 100 steps)": fastspec.schedules.ddpm(abar, n_steps=100)}
 
 
 def _cases(models):
