@@ -96,7 +96,6 @@ class SampleStreams:
 
     def __init__(self, seed, n_samples, offset=0):
         self.root = as_seed_sequence(seed)
-        self.offset = offset
         words = self.root.generate_state(4 * (offset + n_samples), np.uint64)
         self.seed_words = words[4 * offset:].reshape(n_samples, 4)
         self.states = np.empty((n_samples, 4), dtype=np.uint64)
@@ -108,11 +107,10 @@ class SampleStreams:
     def generator(self, i):
         """A ``numpy.random.Generator`` continuing sample ``i``'s stream where the kernels left it.
 
-        The kernels do not see what it draws afterwards. Its ``spawn`` gives
-        children of the root seed keyed by the sample's index, so they never
-        meet another sample's streams.
+        The kernels do not see what it draws afterwards; it is for inspection and
+        tests (its draws are the ones the kernels would make next).
         """
-        bit_generator = np.random.PCG64(_Words(self.seed_words[i], self.root, self.offset + i))
+        bit_generator = np.random.PCG64(_Words(self.seed_words[i]))
         hi, lo, inc_hi, inc_lo = (int(v) for v in self.states[i])
         bit_generator.state = {"bit_generator": "PCG64",
                                "state": {"state": (hi << 64) | lo, "inc": (inc_hi << 64) | inc_lo},
@@ -121,11 +119,10 @@ class SampleStreams:
 
 
 class _Words:
-    """A seed sequence that hands PCG64 four given words, and spawns keyed children."""
+    """A seed sequence that hands PCG64 the four words it is given."""
 
-    def __init__(self, words, root, index):
+    def __init__(self, words):
         self.words = np.array(words, dtype=np.uint64)
-        self.root, self.index, self.n_children_spawned = root, index, 0
 
     def generate_state(self, n_words, dtype=np.uint32):
         if n_words != 4 or np.dtype(dtype) != np.uint64:
@@ -133,21 +130,10 @@ class _Words:
         return self.words.copy()
 
     def spawn(self, n_children):
-        key = tuple(self.root.spawn_key) + (self.index,)
-        children = [np.random.SeedSequence(self.root.entropy, pool_size=self.root.pool_size,
-                                           spawn_key=key + (self.n_children_spawned + j,))
-                    for j in range(n_children)]
-        self.n_children_spawned += n_children
-        return children
+        raise NotImplementedError("a sample's stream does not spawn children")
 
 
 np.random.bit_generator.ISeedSequence.register(_Words)
-
-
-def spawn_generators(rng, n):
-    """``n`` independent Generators spawned from ``rng``'s seed (like ``Generator.spawn``)."""
-    return [np.random.Generator(np.random.PCG64(child))
-            for child in rng.bit_generator.seed_seq.spawn(n)]
 
 
 @kernel(inline="always")

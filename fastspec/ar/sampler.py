@@ -118,7 +118,6 @@ class ARSampler(SamplerBase):
                     x=np.broadcast_to(given, (S, n)).copy(), orders=orders, n_free=n_free,
                     draft=np.zeros((S, n, q)), fresh=np.zeros(S, dtype=np.bool_),
                     has_draft=np.zeros(S, dtype=np.bool_))
-        self.streams = streams
 
     @classmethod
     def for_jobs(cls, model, rng, *, x, orders, n_free, n_order, tail_len, draft, block_size,
@@ -129,11 +128,10 @@ class ARSampler(SamplerBase):
         ``x[j]``, starting from the fresh marginals ``draft[j]`` at those
         positions, with PCG64 states ``rng[j]``, its first block ``first_block[j]``
         long (srs measured: the whole block, 39.7 rounds per sample on a
-        MarkovChain e^2 n=1024 against 67.0 starting at its square root, 3 seeds);
-        if its order goes on
-        (``n_order[j] > n_free[j]``) its last round also asks for the marginals
-        at its final context, installed in ``draft[j]`` at the next
-        ``tail_len[j]`` positions of its order.
+        MarkovChain e^2 n=1024 against 67.0 starting at its square root, 3 seeds).
+        If its order goes on (``n_order[j] > n_free[j]``), its last round also asks
+        for the marginals at its final context, installed in ``draft[j]`` at the
+        next ``tail_len[j]`` positions of its order.
         """
         self = cls.__new__(cls)
         J = x.shape[0]

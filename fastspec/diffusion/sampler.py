@@ -53,7 +53,6 @@ class DiffusionSampler(SamplerBase):
                     d_draft=np.zeros((S, d)), fresh=np.zeros(S, dtype=np.bool_),
                     has_draft=np.full(S, method != "sequential"), start=np.zeros(S, np.int64),
                     stop=np.full(S, N, dtype=np.int64))
-        self.streams = streams
 
     @classmethod
     def for_jobs(cls, model, rng, schedule, *, y, start, stop, d_draft, ref_D, parallel):
