@@ -139,7 +139,10 @@ def _text(args):
     model = pretrained.text_mlm()
     given = None
     if args.prompt:           # continued from a prompt: the prompt pinned, the rest drawn
-        prompt = model.encode(pretrained.normalise_text(args.prompt))[:model.n]
+        text = pretrained.normalise_text(args.prompt)
+        if args.prompt[-1:].isspace():      # (normalising strips it; a prompt may end on one)
+            text += " "
+        prompt = model.encode(text)[:model.n]
         given = np.full(model.n, -1, dtype=np.int64)
         given[:prompt.size] = prompt
     res = sample(model, n_samples=args.samples, method=args.method, seed=args.seed,

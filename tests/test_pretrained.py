@@ -295,7 +295,11 @@ def test_demo_commands(tmp_path, capsys):
     demo.main(["--n", "64", "--samples", "2"])
     assert "rounds saved: 64 sequential rounds per sample" in capsys.readouterr().out
     demo.main(["text", "--samples", "2", "--out", str(tmp_path / "text.md")])
-    assert "sequential: 64" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "sequential: 60" in out and "continuing 'The '" in out   # 4 of 64 given
+    for line in out.splitlines():
+        if "rounds]" in line:
+            assert line.split("] ", 1)[1].startswith("The ")
     lines = (tmp_path / "text.md").read_text().splitlines()
     assert sum(line.startswith("| ") and "`" in line for line in lines) == 2
     pytest.importorskip("matplotlib")
