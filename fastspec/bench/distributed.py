@@ -10,12 +10,12 @@ the figure is the oracle's scaling, not the engine's.
 """
 
 import contextlib
-import csv
 import functools
 import os
 import time
 
 import numpy as np
+from ._csv import write_csv as _write_csv
 
 # Set in this process before the clusters start, so that the worker processes
 # inherit them at start-up (numba reads NUMBA_NUM_THREADS when it is imported).
@@ -86,11 +86,7 @@ def write_csv(rows, path):
     base = np.median([r["samples_per_second"] for r in rows if r["workers"] == 1] or [np.nan])
     for r in rows:
         r["speedup_vs_1_worker_median"] = r["samples_per_second"] / base
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    with open(path, "w", newline="") as f:
-        wr = csv.DictWriter(f, list(rows[0]))
-        wr.writeheader()
-        wr.writerows(rows)
+    _write_csv(path, rows)
 
 
 def run(out="docs", quick=False, workers=(1, 2), repeats=2):

@@ -6,11 +6,12 @@ Each case runs in a fresh interpreter so that its peak resident set size
 method "block", with and without ``max_rows``.
 """
 
-import csv
 import json
 import os
 import subprocess
 import sys
+
+from ._csv import write_csv
 
 _SCRIPT = r"""
 import json, resource, sys
@@ -54,9 +55,5 @@ def run(out="docs", cases=(None, 64, 16)):
               f"RSS before the call {row['rss_before_mib']:.0f} MiB, peak "
               f"{row['peak_mib']:.0f} MiB = {row['peak_over_largest_answer']:.2f}x the largest "
               "answer", flush=True)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "memory.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(os.path.join(out, "memory.csv"), rows)
     return rows

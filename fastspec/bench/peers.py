@@ -33,6 +33,7 @@ from scipy import stats
 import fastspec
 from . import peer_errors as errors
 from . import peer_samplers as approx
+from ._csv import write_csv
 
 __all__ = ["ARCase", "DiffusionCase", "Budget", "FULL", "QUICK", "CASES", "register", "run",
            "rounds_to_reach", "format_table", "redraw", "plot_csv", "CSV_COLUMNS", "SAMPLERS"]
@@ -473,11 +474,7 @@ def run(budget=FULL, out="docs", cases=None, seed=2026, plot=True, log=print):
         seeds = root.spawn(1)[0]
         runner = run_ar if isinstance(case, ARCase) else run_diffusion
         rows += runner(case, budget, seeds, log=log)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "peers.csv"), "w", newline="") as f:
-        wr = csv.DictWriter(f, CSV_COLUMNS)
-        wr.writeheader()
-        wr.writerows(rows)
+    write_csv(os.path.join(out, "peers.csv"), rows, CSV_COLUMNS)
     table = format_table(rows, thresholds)
     with open(os.path.join(out, "peers_table.md"), "w") as f:
         f.write(table + "\n")

@@ -10,13 +10,13 @@ them in one run and prints medians and ratios; ``benchmarks/bench_plain.py``
 holds the same cases for asv.
 """
 
-import csv
 import os
 import time
 
 import numpy as np
 
 import fastspec
+from ._csv import write_csv
 
 
 def point_cloud_denoiser(points):
@@ -134,9 +134,5 @@ def compare(repeats=5, methods=("sequential", "block"), only=None):
 def run(out="docs", quick=False):
     """``python -m fastspec.bench plain``: :func:`compare`, written to ``out/plain.csv``."""
     rows = compare(repeats=3 if quick else 7)
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "plain.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    write_csv(os.path.join(out, "plain.csv"), rows)
     return rows

@@ -23,6 +23,7 @@ import numpy as np
 
 import fastspec
 from fastspec.models import pretrained
+from ._csv import write_csv
 
 #: Methods measured (srs is left out: docs/BENCHMARKS.md shows it behind block).
 METHODS = ("sequential", "token", "block")
@@ -31,12 +32,7 @@ SIGMA_GRID = (0.002, 0.01, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 80.0,
 
 
 def _write(rows, path):
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    keys = list(rows[0])
-    with open(path, "w", newline="") as f:
-        wr = csv.DictWriter(f, keys)
-        wr.writeheader()
-        wr.writerows(rows)
+    write_csv(path, rows)
     print(f"wrote {path}")
 
 

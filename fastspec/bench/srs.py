@@ -7,13 +7,13 @@ of srs and the acceptance rate of its residual proposals (an estimate of the
 blocks' total variation).
 """
 
-import csv
 import os
 
 import numpy as np
 
 import fastspec
 from .study import ar_models
+from ._csv import write_csv
 
 
 def _cell(model, method, n_samples, seeds, **kw):
@@ -59,9 +59,5 @@ def run(out="docs", quick=False):
                if r["model"] == name and r["samples_per_call"] == 1]
         slope = np.polyfit(np.log([p[0] for p in pts]), np.log([p[1] for p in pts]), 1)[0]
         print(f"slope of srs rounds over n, {name}: {slope:.2f}")
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "srs.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, list(table[0]))
-        writer.writeheader()
-        writer.writerows(table)
+    write_csv(os.path.join(out, "srs.csv"), table)
     return table

@@ -12,6 +12,7 @@ import time
 import numpy as np
 
 import fastspec
+from ._csv import write_csv
 
 METHODS = ("sequential", "token", "block", "srs")
 E2 = np.exp(2.0)
@@ -64,12 +65,8 @@ def scaling(quick=False, out="docs", n_seeds=5, ar_sizes=None, steps=None, metho
                              rounds=r, rows=w, seeds=len(seeds), measured="measured"))
             print(f"{'PointCloud(d=16) ve':28s} N={N:6d} {m:10s} rounds={r:9.1f} rows/N={w / N:6.2f}",
                   flush=True)
-    os.makedirs(out, exist_ok=True)
-    keys = ["pipeline", "model", "size", "method", "rounds", "rows", "seeds", "measured"]
-    with open(os.path.join(out, "scaling.csv"), "w", newline="") as f:
-        wr = csv.DictWriter(f, keys)
-        wr.writeheader()
-        wr.writerows(rows)
+    write_csv(os.path.join(out, "scaling.csv"), rows,
+              ["pipeline", "model", "size", "method", "rounds", "rows", "seeds", "measured"])
     slopes = []
     for key in sorted({(r["model"], r["method"]) for r in rows}):
         pts = [(r["size"], r["rounds"]) for r in rows if (r["model"], r["method"]) == key]
@@ -77,10 +74,7 @@ def scaling(quick=False, out="docs", n_seeds=5, ar_sizes=None, steps=None, metho
             x, y = np.log([p[0] for p in pts]), np.log([p[1] for p in pts])
             slopes.append(dict(model=key[0], method=key[1], slope=float(np.polyfit(x, y, 1)[0]),
                                sizes=" ".join(str(p[0]) for p in pts)))
-    with open(os.path.join(out, "scaling_slopes.csv"), "w", newline="") as f:
-        wr = csv.DictWriter(f, ["model", "method", "slope", "sizes"])
-        wr.writeheader()
-        wr.writerows(slopes)
+    write_csv(os.path.join(out, "scaling_slopes.csv"), slopes)
     for s in slopes:
         print(f"slope {s['model']:28s} {s['method']:10s} {s['slope']:.3f}")
     if plot:
@@ -219,11 +213,7 @@ def wallclock(out="docs", repeats=5, cases=WALLCLOCK_CASES):
         seq = [x for x in res if x["model"] == r["model"] and x["batch"] == r["batch"]
                and x["method"] == "sequential"][0]
         r["speedup_vs_sequential"] = seq["median_seconds"] / r["median_seconds"]
-    os.makedirs(out, exist_ok=True)
-    with open(os.path.join(out, "wallclock.csv"), "w", newline="") as f:
-        wr = csv.DictWriter(f, list(res[0]))
-        wr.writeheader()
-        wr.writerows(res)
+    write_csv(os.path.join(out, "wallclock.csv"), res)
     return res
 
 

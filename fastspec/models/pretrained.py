@@ -257,7 +257,25 @@ def _check_ctx(ctx, n, q):
 
 # -- the three networks -------------------------------------------------------------------
 
-class DigitsAR(ARModel):
+class _NetworkAR(ARModel):
+    """An AR model whose marginals are the softmax of a network's logits."""
+
+    def logits(self, ctx):
+        """Unnormalised log-probabilities ``(K, n, q)`` float32 of contexts ``ctx`` (K, n).
+
+        Raises
+        ------
+        ValueError
+            If ``ctx`` is not an int array ``(K, n)`` of entries in ``-1..q-1``.
+        """
+        ctx = _check_ctx(ctx, self.n, self.q)
+        return _in_chunks(self._logits, ctx)
+
+    def _marginals(self, ctx):
+        return _softmax64(self.logits(ctx))
+
+
+class DigitsAR(_NetworkAR):
     """Any-order AR model of 8x8 digits with ``q`` grey levels (numpy forward pass).
 
     The network (:class:`fastspec.train.nets.MaskedMLP`) reads the one-hot of every
@@ -289,17 +307,6 @@ class DigitsAR(ARModel):
         self.head = _Linear(arrays, "head")
         super().__init__(self._marginals, n, q)
 
-    def logits(self, ctx):
-        """Unnormalised log-probabilities ``(K, n, q)`` float32 of contexts ``ctx`` (K, n).
-
-        Raises
-        ------
-        ValueError
-            If ``ctx`` is not an int array ``(K, n)`` of entries in ``-1..q-1``.
-        """
-        ctx = _check_ctx(ctx, self.n, self.q)
-        return _in_chunks(self._logits, ctx)
-
     def _logits(self, ctx):
         K, n, q = ctx.shape[0], self.n, self.q
         channel = np.where(ctx < 0, q, ctx)
@@ -309,9 +316,6 @@ class DigitsAR(ARModel):
         for block in self.blocks:
             h = block(h)
         return self.head(self.norm(h)).reshape(K, n, q)
-
-    def _marginals(self, ctx):
-        return _softmax64(self.logits(ctx))
 
 
 class DigitsDenoiser(DiffusionModel):
@@ -390,7 +394,7 @@ class DigitsDenoiser(DiffusionModel):
         return self.mean + c_skip * centred + c_out * F.astype(np.float64)
 
 
-class TextMLM(ARModel):
+class TextMLM(_NetworkAR):
     """Bidirectional transformer masked LM over characters (numpy forward pass).
 
     Pre-norm transformer encoder (:class:`fastspec.train.nets.MaskedTransformer`):
@@ -433,17 +437,6 @@ class TextMLM(ARModel):
         self.head = _Linear(arrays, "head")
         super().__init__(self._marginals, n, q)
 
-    def logits(self, ctx):
-        """Unnormalised log-probabilities ``(K, n, q)`` float32 of contexts ``ctx`` (K, n).
-
-        Raises
-        ------
-        ValueError
-            If ``ctx`` is not an int array ``(K, n)`` of entries in ``-1..q-1``.
-        """
-        ctx = _check_ctx(ctx, self.n, self.q)
-        return _in_chunks(self._logits, ctx)
-
     def _logits(self, ctx):
         K, n, d = ctx.shape[0], self.n, self.pos.shape[1]
         H = self.heads
@@ -460,9 +453,6 @@ class TextMLM(ARModel):
             x = x + L["proj"](att)
             x = x + L["fc2"](_gelu(L["fc1"](L["norm2"](x))))
         return self.head(self.norm(x))
-
-    def _marginals(self, ctx):
-        return _softmax64(self.logits(ctx))
 
     def encode(self, text):
         """Symbol ids of ``text`` (see :func:`encode_text`)."""

@@ -1,0 +1,16 @@
+"""One way for every study to write its table."""
+
+import csv
+import os
+
+
+def write_csv(path, rows, columns=None):
+    """Write ``rows`` (dicts) to the CSV file ``path``, creating its folder.
+
+    ``columns`` defaults to the keys of the first row, in order.
+    """
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, columns or list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
