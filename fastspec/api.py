@@ -12,21 +12,23 @@ from ._sizer import check_block_size, check_row_cost
 __all__ = ["METHODS", "sample"]
 
 
+def check_count(name, value, what, allow_none=False):
+    """``value`` as a positive int (or None when ``allow_none``); else ValueError naming it."""
+    if value is None and allow_none:
+        return None
+    if (not isinstance(value, (numbers.Integral, np.integer)) or isinstance(value, bool)
+            or value < 1):
+        none = "None or " if allow_none else ""
+        raise ValueError(f"{name} must be {none}a positive int{what}, got {value!r}")
+    return int(value)
+
+
 def check_n_samples(n_samples):
-    if (not isinstance(n_samples, (numbers.Integral, np.integer)) or isinstance(n_samples, bool)
-            or n_samples < 1):
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
-    return int(n_samples)
+    return check_count("n_samples", n_samples, "")
 
 
 def check_max_rows(max_rows):
-    if max_rows is None:
-        return None
-    if (not isinstance(max_rows, (numbers.Integral, np.integer)) or isinstance(max_rows, bool)
-            or max_rows < 1):
-        raise ValueError(f"max_rows must be None or a positive int (rows per oracle call), "
-                         f"got {max_rows!r}")
-    return int(max_rows)
+    return check_count("max_rows", max_rows, " (rows per oracle call)", allow_none=True)
 
 
 def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=None,

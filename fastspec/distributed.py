@@ -60,13 +60,8 @@ def _get_client(client):
 
 
 def _check_chunk_size(chunk_size):
-    if chunk_size is None:
-        return None
-    if (not isinstance(chunk_size, (numbers.Integral, np.integer)) or isinstance(chunk_size, bool)
-            or chunk_size < 1):
-        raise ValueError(f"chunk_size must be None or a positive int (samples per Dask task), "
-                         f"got {chunk_size!r}")
-    return int(chunk_size)
+    from .api import check_count
+    return check_count("chunk_size", chunk_size, " (samples per Dask task)", allow_none=True)
 
 
 def _check_kwargs(n_samples, sample_kwargs):
