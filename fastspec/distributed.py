@@ -12,7 +12,6 @@ this module.
 
 import collections
 import inspect
-import numbers
 import threading
 import time
 
