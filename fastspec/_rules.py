@@ -41,6 +41,13 @@ RULES = {"token": TOKEN, "block": BLOCK}
 #: A residual mass below this is an event of probability ~0: draw from the target instead.
 TINY = 1e-300
 
+# Per-slot streaming state both pipelines keep while a round's rows arrive: integer
+# columns of ``istate``; column 0 of ``fstate`` is the running log pi (log prod rho
+# for SRS), the pipelines add their own float columns after it.
+DEAD, CAND, CAND_ROW, ACCEPT, FULL_ROW = 0, 1, 2, 3, 4
+N_ISTATE = 5
+LOG_PI = 0
+
 
 def check_method(method):
     """Validate ``method`` and resolve "auto"; returns the method that runs."""
@@ -54,3 +61,24 @@ def stop_probability(residual, log_pi):
     """``h = R / (R + 1 - pi)`` of the block rule (1 when the denominator is 0)."""
     den = residual - math.expm1(log_pi)
     return 1.0 if den <= 0.0 else residual / den
+
+
+@kernel(inline="always")
+def keeps_whole(rule, log_pi, u):
+    """Whether a block with running ``log_pi`` and its last uniform ``u`` is kept whole.
+
+    Block and SRS keep it with probability ``min(1, pi)``; token and unverified
+    keep every block that reached its end without a rejection.
+    """
+    return rule != BLOCK and rule != SRS or u < math.exp(min(0.0, log_pi))
+
+
+@kernel(inline="always")
+def reset_slot(fstate, istate, a):
+    """Clear slot ``a``'s streaming state before its block's rows arrive."""
+    fstate[a, :] = 0.0
+    istate[a, DEAD] = 0
+    istate[a, CAND] = 0
+    istate[a, CAND_ROW] = -1
+    istate[a, ACCEPT] = -1
+    istate[a, FULL_ROW] = -1

@@ -21,14 +21,14 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel, twin
-from .._rules import BLOCK, SRS, TINY, TOKEN, stop_probability
+from .._rules import (ACCEPT, BLOCK, CAND, CAND_ROW, DEAD, FULL_ROW, LOG_PI, SRS,
+                      TINY, TOKEN, keeps_whole, reset_slot, stop_probability)
 from .._seeds import next_double, shuffle
 from .._sizer import FIXED, update as update_block_size
 
-# Columns of the per-slot streaming state (fstate: float64, istate: int64).
-LOG_PI, LOGP, CAND_LOG_PI, CAND_LOGP = 0, 1, 2, 3
-DEAD, CAND, CAND_ROW, ACCEPT, FULL_ROW = 0, 1, 2, 3, 4
-N_FSTATE, N_ISTATE = 4, 5
+# Float columns of the per-slot streaming state after LOG_PI (fastspec._rules).
+LOGP, CAND_LOG_PI, CAND_LOGP = 1, 2, 3
+N_FSTATE = 4
 
 # Error codes of an invalid marginal row.
 NON_FINITE, NEGATIVE, BAD_SUM = 1, 2, 3
@@ -109,12 +109,7 @@ def draft_blocks(rng, samples, t, k, fresh, orders, draft, W, q_at, u_stop,
             q_at[a, i] = draft[s, b, w]
         for i in range(k[a] + 1):
             u_stop[a, i] = next_double(rng, s)
-        fstate[a, :] = 0.0
-        istate[a, DEAD] = 0
-        istate[a, CAND] = 0
-        istate[a, CAND_ROW] = -1
-        istate[a, ACCEPT] = -1
-        istate[a, FULL_ROW] = -1
+        reset_slot(fstate, istate, a)
         if fresh[s] and k[a] > 0:
             b = orders[s, t[a]]
             cand_target[a, :] = draft[s, b, :]
@@ -214,8 +209,7 @@ def verify_rows(rule, probs, tol, start, stop, samples, t, k, first_row,
                 if p_w > 0.0:
                     fstate[a, LOGP] += math.log(p_w)
             else:                                 # row k: kept whole?
-                keep = (rule != BLOCK and rule != SRS
-                        or u_stop[a, k[a]] < math.exp(min(0.0, fstate[a, LOG_PI])))
+                keep = keeps_whole(rule, fstate[a, LOG_PI], u_stop[a, k[a]])
                 istate[a, ACCEPT] = 1 if keep else 0
                 if keep:
                     istate[a, FULL_ROW] = g
@@ -252,10 +246,8 @@ def settle_blocks(rng, rule, samples, t, k, orders, n_free, n_order, x, draft, f
         if accept < 0:                            # row k was not asked (or never reached)
             if istate[a, DEAD] or err[a, 0] != 0:
                 accept = 0
-            elif rule == BLOCK or rule == SRS:
-                accept = 1 if u_stop[a, kk] < math.exp(min(0.0, fstate[a, LOG_PI])) else 0
             else:
-                accept = 1
+                accept = 1 if keeps_whole(rule, fstate[a, LOG_PI], u_stop[a, kk]) else 0
         if rule == SRS and accept == 0:           # redrawn from the residual by the caller
             tau_out[a] = -1
             update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, 0)

@@ -17,10 +17,10 @@ import numpy as np
 from .._driver import RoundLog, SamplerBase
 from .._errors import OracleError
 from .._jit import use_parallel
-from .._rules import BLOCK, RULES, SRS
 from .._sizer import COST, BlockSizer
 from . import kernels
-from .kernels import N_FSTATE, N_ISTATE
+from .._rules import BLOCK, CAND, FULL_ROW, N_ISTATE, RULES, SRS
+from .kernels import N_FSTATE
 
 
 def check_given(given, n, q, n_samples):
@@ -230,10 +230,10 @@ class ARSampler(SamplerBase):
     # -- errors ------------------------------------------------------------------------------
     def _window_values(self, a, g, b):
         r = self._r
-        full = g == r.istate[a, kernels.FULL_ROW]
+        full = g == r.istate[a, FULL_ROW]
         window = r.full_win[a] if full else r.cand_win[a]
         s = r.samples[a]
-        first = r.t[a] + (r.k[a] if full else r.istate[a, kernels.CAND] + 1)
+        first = r.t[a] + (r.k[a] if full else r.istate[a, CAND] + 1)
         j = int(np.flatnonzero(self.orders[s, first:first + window.shape[0]] == b)[0])
         return window[j]
 

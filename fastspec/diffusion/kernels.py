@@ -22,16 +22,16 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel, twin
-from .._rules import BLOCK, SRS, TINY, TOKEN, stop_probability
+from .._rules import (ACCEPT, BLOCK, CAND, CAND_ROW, DEAD, FULL_ROW, LOG_PI, SRS,
+                      TINY, TOKEN, keeps_whole, reset_slot, stop_probability)
 from .._seeds import fill_normals, next_double
 from .._sizer import update as update_block_size
 
 _SQRT2 = math.sqrt(2.0)
 
-# Columns of the per-slot streaming state (fstate: float64, istate: int64).
-LOG_PI, CAND_LOG_PI, LOG_REF, CAND_LOG_REF = 0, 1, 2, 3
-DEAD, CAND, CAND_ROW, ACCEPT, FULL_ROW = 0, 1, 2, 3, 4
-N_FSTATE, N_ISTATE = 4, 5
+# Float columns of the per-slot streaming state after LOG_PI (fastspec._rules).
+CAND_LOG_PI, LOG_REF, CAND_LOG_REF = 1, 2, 3
+N_FSTATE = 4
 
 
 @kernel
@@ -183,12 +183,7 @@ def draft_blocks(rng, samples, j, k, fresh, y, d_draft, a, b, c,
                                      + c[step] * xi[slot, i, t])
         for i in range(k[slot] + 1):
             u_stop[slot, i] = next_double(rng, s)
-        fstate[slot, :] = 0.0
-        istate[slot, DEAD] = 0
-        istate[slot, CAND] = 0
-        istate[slot, CAND_ROW] = -1
-        istate[slot, ACCEPT] = -1
-        istate[slot, FULL_ROW] = -1
+        reset_slot(fstate, istate, slot)
         cand_D[slot, :] = d_draft[s, :]   # fresh: row 0's denoiser value is the draft's
         if track and fresh[s] and k[slot] > 0:
             fstate[slot, LOG_REF] = reference_term(xi[slot, 0], d_draft[s], d_draft[s], ref_D[s],
@@ -276,8 +271,7 @@ def verify_rows(rule, den, start, stop, samples, j, k, first_row, row_start,
                     fstate[slot, LOG_REF] += reference_term(xi[slot, i], den[row], d_draft[s],
                                                             ref_D[s], scale)
             else:                                 # row k: kept whole?
-                keep = (rule != BLOCK and rule != SRS
-                        or u_stop[slot, k[slot]] < math.exp(min(0.0, fstate[slot, LOG_PI])))
+                keep = keeps_whole(rule, fstate[slot, LOG_PI], u_stop[slot, k[slot]])
                 istate[slot, ACCEPT] = 1 if keep else 0
                 if keep:
                     istate[slot, FULL_ROW] = g
@@ -307,10 +301,8 @@ def settle_blocks(rng, rule, samples, j, k, stop_at, n_steps, y, d_draft, fresh,
         if accept < 0:                            # row k was not asked (or never reached)
             if istate[slot, DEAD]:
                 accept = 0
-            elif rule == BLOCK or rule == SRS:
-                accept = 1 if u_stop[slot, kk] < math.exp(min(0.0, fstate[slot, LOG_PI])) else 0
             else:
-                accept = 1
+                accept = 1 if keeps_whole(rule, fstate[slot, LOG_PI], u_stop[slot, kk]) else 0
         if rule == SRS and accept == 0:           # redrawn from the residual by the caller
             tau_out[slot] = -1
             update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, 0)

@@ -24,10 +24,10 @@ import numpy as np
 from .._driver import RoundLog, SamplerBase
 from .._errors import OracleError
 from .._jit import use_parallel
-from .._rules import BLOCK, RULES, SRS
 from .._sizer import COST, BlockSizer
 from . import kernels
-from .kernels import N_FSTATE, N_ISTATE
+from .._rules import BLOCK, N_ISTATE, RULES, SRS
+from .kernels import N_FSTATE
 
 
 class _Round:
