@@ -15,7 +15,7 @@ import os
 import time
 
 import numpy as np
-from ._csv import write_csv as _write_csv
+from .files import write_csv as _write_csv
 
 # Set in this process before the clusters start, so that the worker processes
 # inherit them at start-up (numba reads NUMBA_NUM_THREADS when it is imported).

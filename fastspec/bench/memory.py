@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 
-from ._csv import write_csv
+from .files import write_csv
 
 _SCRIPT = r"""
 import json, resource, sys

@@ -33,7 +33,7 @@ from scipy import stats
 import fastspec
 from . import peer_errors as errors
 from . import peer_samplers as approx
-from ._csv import write_csv
+from .files import write_csv
 
 __all__ = ["ARCase", "DiffusionCase", "Budget", "FULL", "QUICK", "CASES", "register", "run",
            "rounds_to_reach", "format_table", "redraw", "plot_csv", "CSV_COLUMNS", "SAMPLERS"]

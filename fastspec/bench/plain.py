@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 import fastspec
-from ._csv import write_csv
+from .files import write_csv
 
 
 def point_cloud_denoiser(points):

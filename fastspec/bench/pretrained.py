@@ -23,7 +23,7 @@ import numpy as np
 
 import fastspec
 from fastspec.models import pretrained
-from ._csv import write_csv
+from .files import write_csv
 
 #: Methods measured (srs is left out: docs/BENCHMARKS.md shows it behind block).
 METHODS = ("sequential", "token", "block")

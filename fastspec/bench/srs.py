@@ -13,7 +13,7 @@ import numpy as np
 
 import fastspec
 from .study import ar_models
-from ._csv import write_csv
+from .files import write_csv
 
 
 def _cell(model, method, n_samples, seeds, **kw):

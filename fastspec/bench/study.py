@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 import fastspec
-from ._csv import write_csv
+from .files import write_csv
 
 METHODS = ("sequential", "token", "block", "srs")
 E2 = np.exp(2.0)

@@ -1,4 +1,4 @@
-"""One way for every study to write its table."""
+"""Files the studies write: one CSV writer for every table (named so as not to shadow the standard library's ``_csv``)."""
 
 import csv
 import os
