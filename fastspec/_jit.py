@@ -28,16 +28,28 @@ Caching policy
   the parallel twins (:func:`use_parallel`), so a compilation never stalls a
   call half-way.
 
-Parallel regions are entered under one lock: numba's default ``workqueue``
-threading layer aborts the process when two Python threads enter parallel
-regions at once, and fastspec may be called from threads (Dask workers, web
-servers). Serial kernels need no lock.
+Parallel regions are entered under one lock: numba's ``workqueue`` threading
+layer aborts the process when two Python threads enter parallel regions at
+once, and fastspec may be called from threads (Dask workers, web servers).
+Serial kernels need no lock.
+
+Fork safety: numba picks the first threading layer it finds among TBB, OpenMP
+and workqueue; on Linux without TBB that is GNU OpenMP, whose thread pool does
+not survive ``fork``: a child forked (``multiprocessing``'s default start method
+on Linux before Python 3.14) after the parent ran a parallel region is killed
+on its own first one ("fork() called from a process already using GNU
+OpenMP"). fastspec does not change numba's choice for the whole process (other
+libraries' kernels share it); instead a process forked after the OpenMP layer
+started runs only the serial twins, which give the same samples
+(tests/test_fork.py).
 """
 
+import os
 import threading
 import types
 import warnings
 
+import numba
 from numba import njit
 
 #: A call runs the parallel twins when its first round touches at least this
@@ -51,6 +63,24 @@ from numba import njit
 PARALLEL_MIN_WORK = 1 << 22
 
 _PARALLEL_LOCK = threading.Lock()
+
+#: True in a process forked after its parent started numba's OpenMP layer,
+#: where a parallel region would kill the process: only serial twins run.
+FORKED_AFTER_OPENMP = False
+
+
+def _after_fork_in_child():
+    global FORKED_AFTER_OPENMP, _PARALLEL_LOCK
+    _PARALLEL_LOCK = threading.Lock()     # another thread of the parent may have held it
+    try:
+        layer = numba.threading_layer()
+    except ValueError:                    # no parallel region ran in the parent: any layer is fine
+        return
+    if layer == "omp":
+        FORKED_AFTER_OPENMP = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 #: False when numba found no writable cache location at import (see module doc).
 CACHE_AVAILABLE = True
@@ -113,7 +143,7 @@ class Twin:
 
     def __call__(self, parallel, *args):
         """Run the parallel twin if ``parallel`` else the serial one."""
-        if parallel:
+        if parallel and not FORKED_AFTER_OPENMP:
             with _PARALLEL_LOCK:
                 return self.parallel(*args)
         return self.serial(*args)
@@ -126,4 +156,4 @@ def twin(fn):
 
 def use_parallel(work):
     """Whether a call whose first round touches ``work`` array elements runs parallel twins."""
-    return work >= PARALLEL_MIN_WORK       # (read at call time: tests may change it)
+    return work >= PARALLEL_MIN_WORK and not FORKED_AFTER_OPENMP   # (read at call time)
