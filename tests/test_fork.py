@@ -2,7 +2,8 @@
 
 numba's GNU OpenMP layer does not survive ``fork``: without fastspec's guard a
 child forked by multiprocessing after the parent ran a parallel region is
-killed on its first one (fastspec._jit, "Fork safety").
+killed on its first one (fastspec._jit, "Fork safety"). The report drew 128
+samples; 16 keep the test short, and any parallel region in the parent is enough.
 """
 
 import multiprocessing
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"),
 
 
 def _draw(seed):
-    res = fastspec.sample(CurieWeiss(n=1024), n_samples=128, method="block", seed=seed)
+    res = fastspec.sample(CurieWeiss(n=1024), n_samples=16, method="block", seed=seed)
     return res.samples
 
 
