@@ -36,12 +36,13 @@ try:   # numpy's ziggurat tables for normal deviates, as numba ships them
     from numba.np.random._constants import (fi_double as _ZIG_F, ki_double as _ZIG_K,
                                             wi_double as _ZIG_W, ziggurat_nor_inv_r as _ZIG_INV_R,
                                             ziggurat_nor_r as _ZIG_R)
-    ZIGGURAT = True
-except ImportError:  # pragma: no cover - a numba without them: the polar method below
-    ZIGGURAT = False
-    _ZIG_F = _ZIG_W = np.zeros(256)
-    _ZIG_K = np.zeros(256, dtype=np.uint64)
-    _ZIG_R = _ZIG_INV_R = 0.0
+except ImportError as exc:
+    # No silent fallback: another method for normals would change every diffusion sample of a
+    # seed. tests/test_seeds.py checks these tables against numpy's construction.
+    raise ImportError(
+        "fastspec needs numpy's ziggurat tables for normal deviates, which it reads from "
+        "numba.np.random._constants; this numba does not have them. Install a numba release "
+        "fastspec supports (pyproject.toml) or report the numba version") from exc
 
 
 def as_seed_sequence(seed):
@@ -228,26 +229,10 @@ def next_normal(rng, s):
 def fill_normals(rng, s, out):
     """Fill the 1-D array ``out`` with standard normals from sample ``s``'s stream.
 
-    numpy's ziggurat (the same numbers as ``Generator.standard_normal``), or
-    Marsaglia's polar method with a numba that lacks the ziggurat tables.
+    numpy's ziggurat: the same numbers as ``Generator.standard_normal``.
     """
-    n = out.shape[0]
-    if ZIGGURAT:
-        for i in range(n):
-            out[i] = next_normal(rng, s)
-        return
-    i = 0
-    while i < n:
-        x1 = 2.0 * next_double(rng, s) - 1.0
-        x2 = 2.0 * next_double(rng, s) - 1.0
-        r2 = x1 * x1 + x2 * x2
-        if r2 >= 1.0 or r2 == 0.0:
-            continue
-        f = math.sqrt(-2.0 * math.log(r2) / r2)
-        out[i] = f * x1
-        if i + 1 < n:
-            out[i + 1] = f * x2
-        i += 2
+    for i in range(out.shape[0]):
+        out[i] = next_normal(rng, s)
 
 
 @kernel

@@ -5,6 +5,8 @@ Each test draws 20,000 samples with a fixed seed and runs a chi-square test
 kept without verification, must fail the very same test.
 """
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -141,3 +143,29 @@ def test_cost_aware_block_sizes_are_exact(method):
         p_wrong = chisquare_pvalue(empirical_counts(wrong.samples, table.joint.shape),
                                    table.joint.reshape(-1))
         assert p_wrong < FAIL_P, f"the negative control passed: p = {p_wrong:.3g}"
+
+
+# -- a legitimate zero: the draft gives a symbol probability 0, the target does not -------------
+
+def _zero_draft_oracle(ctx):
+    """n = 2, q = 3: with nothing pinned x_1 = 2 has probability 0; given x_0 it has 0.1."""
+    out = np.empty(ctx.shape + (3,))
+    out[:, 0] = [0.5, 0.3, 0.2]
+    out[:, 1] = np.where((ctx[:, 0] >= 0)[:, None], [0.5, 0.4, 0.1], [0.6, 0.4, 0.0])
+    return out
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_draft_zero_where_target_is_positive_warns_nothing(method):
+    """Field report: ``method="srs"`` raised "divide by zero encountered in log" under
+    warnings-as-errors (the suite runs so, pyproject.toml). The law was right and must stay so."""
+    model = fastspec.ARModel(_zero_draft_oracle, n=2, q=3)
+    law = np.outer([0.5, 0.3, 0.2], [0.5, 0.4, 0.1]).ravel()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = fastspec.sample(model, n_samples=N_SAMPLES, method=method, seed=3,
+                              order=np.array([0, 1]), block_size=2)
+    counts = empirical_counts(res.samples, (3, 3))
+    assert counts[2::3].sum() > 0.08 * N_SAMPLES          # the draft's zero was proposed against
+    p = chisquare_pvalue(counts, law)
+    assert p > PASS_P, f"{method}: chi-square p = {p:.3g}"

@@ -7,7 +7,10 @@ import pytest
 from numba import njit
 from scipy import stats
 
-from fastspec._seeds import ZIGGURAT, SampleStreams, fill_normals, next_double, shuffle
+import math
+
+from fastspec import _seeds
+from fastspec._seeds import SampleStreams, fill_normals, next_double, shuffle
 
 
 @njit
@@ -54,9 +57,9 @@ def _normals(rng, s, n):
 
 def test_normals_are_numpys_and_shuffles_have_their_law():
     streams = SampleStreams(3, 2)
-    if ZIGGURAT:    # the very numbers numpy's Generator.standard_normal gives
-        np.testing.assert_array_equal(_normals(streams.states, 1, 5000),
-                                      SampleStreams(3, 2).generator(1).standard_normal(5000))
+    # the very numbers numpy's Generator.standard_normal gives
+    np.testing.assert_array_equal(_normals(streams.states, 1, 5000),
+                                  SampleStreams(3, 2).generator(1).standard_normal(5000))
     z = _normals(streams.states, 0, 50_000)
     assert stats.kstest(z, "norm").pvalue > 1e-3
     counts = {}
@@ -67,3 +70,36 @@ def test_normals_are_numpys_and_shuffles_have_their_law():
         counts[tuple(v)] = counts.get(tuple(v), 0) + 1
     assert set(counts) == set(itertools.permutations(range(4)))
     assert stats.chisquare(list(counts.values())).pvalue > 1e-3
+
+
+def test_ziggurat_tables_are_numpys():
+    """numba's copy of numpy's tables equals numpy's construction (Marsaglia and Tsang's
+    ziggurat with 256 strips of area v under exp(-x**2 / 2), r = 3.6541528853610088, as in
+    numpy's ziggurat_constants.h), and a million normals are numpy's bit for bit.
+
+    A wrong or missing entry would change diffusion samples for the same seed; a missing
+    table makes ``import fastspec`` fail (fastspec._seeds), never a silent fallback.
+    """
+    r = 3.6541528853610088
+    fr = math.exp(-r * r / 2)
+    v = r * fr + math.sqrt(math.pi / 2) * math.erfc(r / math.sqrt(2))
+    x = np.zeros(256)
+    x[255] = r
+    for i in range(255, 1, -1):
+        x[i - 1] = math.sqrt(-2 * math.log(v / x[i] + math.exp(-x[i] ** 2 / 2)))
+    w = x / 2**52
+    w[0] = v / fr / 2**52
+    f = np.exp(-x**2 / 2)
+    f[0] = 1.0
+    k = np.zeros(256)
+    k[0] = np.floor(2**52 * r * fr / v)
+    k[1:] = np.floor(2**52 * np.r_[0.0, x[1:255]] / x[1:])
+    assert _seeds._ZIG_R == r and _seeds._ZIG_INV_R == 1 / r
+    np.testing.assert_allclose(_seeds._ZIG_W, w, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(_seeds._ZIG_F, f, rtol=1e-12, atol=0)
+    assert np.asarray(_seeds._ZIG_K).dtype == np.uint64
+    np.testing.assert_allclose(np.asarray(_seeds._ZIG_K, dtype=np.float64), k, rtol=1e-12, atol=0)
+    # every strip, the base strip's tail and the wedges: the same numbers as numpy
+    z = _normals(SampleStreams(11, 1).states, 0, 1_000_000)
+    np.testing.assert_array_equal(z, SampleStreams(11, 1).generator(0).standard_normal(1_000_000))
+    assert np.abs(z).max() > r                       # the tail was drawn

@@ -97,10 +97,13 @@ class SrsSampler(_Srs):
         parents = wave.job_parent[jobs_idx]
         k = jobs.n_free[jobs_idx]
         log_nu = np.zeros(jobs_idx.size)
-        for i in range(int(k.max())):
-            on = i < k
-            b = jobs.orders[jobs_idx[on], i]
-            log_nu[on] += np.log(outer.draft[parents[on], b, jobs.x[jobs_idx[on], b]])
+        # A proposal the draft gives probability 0 (the target does not) has ratio +inf and is
+        # accepted surely: log 0 = -inf is the right value, not a fault to warn about.
+        with np.errstate(divide="ignore"):
+            for i in range(int(k.max())):
+                on = i < k
+                b = jobs.orders[jobs_idx[on], i]
+                log_nu[on] += np.log(outer.draft[parents[on], b, jobs.x[jobs_idx[on], b]])
         return jobs.log_prob[jobs_idx] - log_nu
 
     def _accept(self, wave, p, j):
