@@ -157,3 +157,42 @@ def twin(fn):
 def use_parallel(work):
     """Whether a call whose first round touches ``work`` array elements runs parallel twins."""
     return work >= PARALLEL_MIN_WORK and not FORKED_AFTER_OPENMP   # (read at call time)
+
+
+class CompileTimer:
+    """Seconds numba spent compiling (not loading from its cache) while the context was open.
+
+    Only the outermost compilation is counted: numba compiles a kernel's callees inside
+    its own compilation event. Used by the demo to say which part of its first run's
+    wall-clock is one-time compilation.
+    """
+
+    def __init__(self):
+        self.seconds = 0.0
+        self._depth = 0
+        self._start = 0.0
+        self._scope = None
+
+    def __enter__(self):
+        import time
+        from numba.core import event
+
+        timer = self
+
+        class _Listener(event.Listener):
+            def on_start(self, ev):
+                if timer._depth == 0:
+                    timer._start = time.perf_counter()
+                timer._depth += 1
+
+            def on_end(self, ev):
+                timer._depth -= 1
+                if timer._depth == 0:
+                    timer.seconds += time.perf_counter() - timer._start
+
+        self._scope = event.install_listener("numba:compile", _Listener())
+        self._scope.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self._scope.__exit__(*exc)

@@ -11,11 +11,33 @@ table. Every call shows a progress bar.
 import argparse
 import math
 import sys
+import time
 
 import numpy as np
 
 from . import models
-from .api import sample
+from ._jit import CompileTimer
+from .api import sample as _sample
+
+
+_COMPILE_SECONDS = {}    # id(result) -> (seconds of the call, of numba compilation in it)
+
+
+def sample(model, **kwargs):
+    """``fastspec.sample``, also timing the numba compilation it triggers (first run only)."""
+    start = time.perf_counter()
+    with CompileTimer() as timer:
+        res = _sample(model, **kwargs)
+    _COMPILE_SECONDS[id(res)] = (time.perf_counter() - start, timer.seconds)
+    return res
+
+
+def _compile_note(res):
+    total, compiling = _COMPILE_SECONDS.get(id(res), (0.0, 0.0))
+    if compiling < 0.05:
+        return "  (no compilation: fastspec's kernels came from numba's disk cache)\n"
+    return (f"  one-time compilation: {compiling:.1f} s of this call's {total:.1f} s (numba compiles "
+            "fastspec's kernels on first use and caches them on disk; later runs skip it)\n")
 
 
 def _curie_weiss(args):
@@ -27,6 +49,7 @@ def _curie_weiss(args):
     print(f"samples: shape {res.samples.shape}; magnetisation per site "
           f"{np.round(spins.mean(axis=1), 3).tolist()}")
     print(res.stats)
+    print(_compile_note(res), end="")
     print(f"rounds saved: {args.n} sequential rounds per sample vs "
           f"{res.stats.mean_rounds:.1f} ({args.n / res.stats.mean_rounds:.0f}x fewer)")
 
@@ -35,6 +58,7 @@ def _report(name, res):
     st = res.stats
     print(f"\n{name}")
     print(st)
+    print(_compile_note(res), end="")
     print(f"rounds: {st.rounds} for {len(st.rounds_per_sample)} sample(s) in one call "
           f"(mean {st.mean_rounds:.1f} per sample); sequential: {st.n_steps} "
           f"({st.n_steps / st.rounds:.1f}x fewer)")
@@ -47,14 +71,21 @@ def _title(label, res):
 
 
 def _pyplot():
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        sys.exit("--out FILE.png needs matplotlib: pip install matplotlib "
-                 "(or pip install 'fastspec[bench]')")
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
     return plt
+
+
+def _missing(args):
+    """What this command needs and is not installed, checked before any sampling."""
+    import importlib.util
+    needs = []
+    if args.command == "digits" and args.model in ("ar", "both"):
+        needs.append(("sklearn", "scikit-learn", "the held-out digits of the infilling panel"))
+    if (getattr(args, "out", None) or "").endswith(".png"):
+        needs.append(("matplotlib", "matplotlib", "--out FILE.png"))
+    return [(pip, why) for module, pip, why in needs if importlib.util.find_spec(module) is None]
 
 
 def _digits(args):
@@ -69,7 +100,7 @@ def _digits(args):
         panels.append((_title(f"any-order AR model (q = {model.q})", res),
                        res.samples / (model.q - 1.0)))
         # Infilling: the bottom half of each digit drawn exactly given its top half.
-        tops, source = _top_halves(model.q, args.samples, res.samples)
+        tops, source = _top_halves(model.q, args.samples)
         res = sample(model, n_samples=args.samples, method=args.method, seed=args.seed + 1,
                      given=tops, progress=True)
         _report(f"digits_ar() infilling: bottom halves given the top halves of {source}", res)
@@ -87,22 +118,18 @@ def _digits(args):
         _digits_figure(panels, args.out)
 
 
-def _top_halves(q, count, fallback):
+def _top_halves(q, count):
     """``given`` arrays (count, 64): top 4 rows of held-out digits, bottom rows free (-1).
 
-    Held-out digits come from scikit-learn's bundled set when it is installed (the
-    test split the models never saw); else the top halves of ``fallback`` samples.
+    Held-out digits are the test split (never seen in training) of scikit-learn's
+    bundled digits.
     """
-    try:
-        from .train.data import digits_split
-        from sklearn.datasets import load_digits
-        images = quantise_digits_from(load_digits().data[digits_split()["test"][:count]], q)
-        source = "held-out digits"
-    except ImportError:
-        images, source = np.asarray(fallback)[:count], "the samples above"
+    from sklearn.datasets import load_digits
+    from .train.data import digits_split
+    images = quantise_digits_from(load_digits().data[digits_split()["test"][:count]], q)
     given = np.array(images, dtype=np.int64)
     given[:, 32:] = -1
-    return given, source
+    return given, "held-out digits"
 
 
 def quantise_digits_from(pixels, q):
@@ -200,6 +227,11 @@ def main(argv=None):
                          help="FILE.png: picture of the samples" +
                               (" (FILE.md: a table)" if sub is text else ""))
     args = parser.parse_args(argv)
+    missing = _missing(args)
+    if missing:
+        sys.exit("this command needs " + "; ".join(f"{pip} for {why}" for pip, why in missing)
+                 + ": pip install 'fastspec[demo]' (or pip install "
+                 + " ".join(pip for pip, _ in missing) + ")")
     {None: _curie_weiss, "digits": _digits, "text": _text}[args.command](args)
 
 

@@ -13,10 +13,16 @@ Commands::
     peers [--quick] [--out docs]                 fastspec against approximate samplers (issue 11)
     distributed [--quick] [--out docs]           Dask: samples/s with 1 and 2 local workers
     pretrained [--out docs] [--seeds 5]          shipped models: quality, rounds, acceptance
+
+Outputs go to ``--out DIR``; without it, to a new folder
+``fastspec-bench/COMMAND-YYYYmmdd-HHMMSS`` of the current folder, so a run never
+overwrites earlier results, and the committed ``docs/`` only when asked for with
+``--out docs``. ``plot`` reads ``scaling.csv`` from ``--out``, which it requires.
 """
 
 import argparse
 import os
+import time
 
 
 def _study():
@@ -64,9 +70,30 @@ def main(argv=None):
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("command", choices=COMMANDS)
     p.add_argument("--quick", action="store_true", help="small sizes, few seeds")
-    p.add_argument("--out", default="docs", help="folder for CSV and PNG outputs")
+    p.add_argument("--out", default=None,
+                   help="folder for CSV and PNG outputs (default: a new folder "
+                        "fastspec-bench/COMMAND-TIMESTAMP; --out docs replaces the committed ones)")
     p.add_argument("--seeds", type=int, default=5)
-    _run(p.parse_args(argv))
+    a = p.parse_args(argv)
+    if a.out is None and a.command not in ("overhead", "table"):    # (these two only print)
+        if a.command == "plot":
+            p.error("plot redraws DIR/scaling.png from DIR/scaling.csv: give --out DIR")
+        a.out = new_out_folder(a.command)
+        print(f"writing to {a.out}")
+    _run(a)
+
+
+def new_out_folder(command, parent="fastspec-bench"):
+    """A folder that did not exist, ``parent/command-YYYYmmdd-HHMMSS[-k]``, created."""
+    stem = os.path.join(parent, f"{command}-{time.strftime('%Y%m%d-%H%M%S')}")
+    path, k = stem, 1
+    while True:
+        try:
+            os.makedirs(path)
+            return path
+        except FileExistsError:
+            k += 1
+            path = f"{stem}-{k}"
 
 
 if __name__ == "__main__":

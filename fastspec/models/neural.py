@@ -14,6 +14,7 @@ float64 probabilities / denoised states.
 
 import numpy as np
 
+from .._threads import one_blas_thread
 from ..ar.oracle import ARModel
 from ..diffusion.oracle import DiffusionModel
 
@@ -100,6 +101,7 @@ class NeuralAR(ARModel):
         """Total size of the weight matrices in bytes."""
         return self.trunk.weight_bytes + int(self.W_out.nbytes)
 
+    @one_blas_thread
     def _marginals(self, ctx):
         n, q = self._n, self._q
         K = ctx.shape[0]
@@ -156,6 +158,7 @@ class NeuralDenoiser(DiffusionModel):
         """Total size of the weight matrices in bytes."""
         return self.trunk.weight_bytes + int(self.W_out.nbytes)
 
+    @one_blas_thread
     def _denoise(self, z, sigma):
         z = np.asarray(z, dtype=np.float64)
         s = np.asarray(sigma, dtype=np.float64).reshape(-1, 1)

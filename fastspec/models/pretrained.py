@@ -24,6 +24,7 @@ from importlib import resources
 
 import numpy as np
 
+from .._threads import one_blas_thread
 from ..ar.oracle import ARModel
 from ..diffusion.oracle import DiffusionModel
 from .ar import MixtureOfProducts
@@ -269,7 +270,7 @@ class _NetworkAR(ARModel):
             If ``ctx`` is not an int array ``(K, n)`` of entries in ``-1..q-1``.
         """
         ctx = _check_ctx(ctx, self.n, self.q)
-        return _in_chunks(self._logits, ctx)
+        return _in_chunks(self._logits, ctx)   # _logits runs with one BLAS thread
 
     def _marginals(self, ctx):
         return _softmax64(self.logits(ctx))
@@ -307,6 +308,7 @@ class DigitsAR(_NetworkAR):
         self.head = _Linear(arrays, "head")
         super().__init__(self._marginals, n, q)
 
+    @one_blas_thread
     def _logits(self, ctx):
         K, n, q = ctx.shape[0], self.n, self.q
         channel = np.where(ctx < 0, q, ctx)
@@ -379,6 +381,7 @@ class DigitsDenoiser(DiffusionModel):
             h = block(h, e)
         return self.out(self.norm(h))
 
+    @one_blas_thread
     def _denoise(self, z, sigma):
         z = np.asarray(z, dtype=np.float64)
         s = np.asarray(sigma, dtype=np.float64).reshape(-1, 1)
@@ -437,6 +440,7 @@ class TextMLM(_NetworkAR):
         self.head = _Linear(arrays, "head")
         super().__init__(self._marginals, n, q)
 
+    @one_blas_thread
     def _logits(self, ctx):
         K, n, d = ctx.shape[0], self.n, self.pos.shape[1]
         H = self.heads
