@@ -50,11 +50,13 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=No
         ``"auto"``: ``"block"``, the fewest rounds in the project's benchmarks.
         Every method draws from exactly the same law.
     seed : None, int, numpy.random.SeedSequence or numpy.random.Generator
-        Source of randomness. Sample ``i`` draws only from the ``i``-th child
-        of this seed (``SeedSequence.spawn`` order), so it is the same whatever
-        ``n_samples``, ``max_rows`` and ``NUMBA_NUM_THREADS`` are. A
+        Source of randomness. The seed becomes one root ``SeedSequence``;
+        sample ``i`` draws only from its own PCG64 stream, seeded with the
+        words ``4 i .. 4 i + 3`` of the root's ``generate_state`` (not from a
+        ``SeedSequence.spawn`` child; ``fastspec._seeds``), so it is the same
+        whatever ``n_samples``, ``max_rows`` and ``NUMBA_NUM_THREADS`` are. A
         SeedSequence is used as given (the same one gives the same samples); a
-        Generator is consumed once.
+        Generator is consumed once (two 64-bit draws).
     order : None or array_like of int
         AR only. ``None`` draws a uniformly random order of the free positions
         per sample; an array (a permutation of ``range(n)``, or of the free
@@ -125,7 +127,7 @@ def _sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=N
 
     ``_rule`` overrides the verification rule (``fastspec._rules.UNVERIFIED`` is
     the negative control); ``_parallel`` forces the serial (False) or parallel
-    (True) kernels; samples are the children ``_sample_offset ..`` of ``seed``.
+    (True) kernels; samples are the streams ``_sample_offset ..`` of ``seed``.
     """
     from .ar.oracle import ARModel
     from .diffusion.oracle import DiffusionModel

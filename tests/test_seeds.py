@@ -103,3 +103,27 @@ def test_ziggurat_tables_are_numpys():
     z = _normals(SampleStreams(11, 1).states, 0, 1_000_000)
     np.testing.assert_array_equal(z, SampleStreams(11, 1).generator(0).standard_normal(1_000_000))
     assert np.abs(z).max() > r                       # the tail was drawn
+
+
+class _FourWords:
+    def __init__(self, words):
+        self.words = words
+
+    def generate_state(self, n_words, dtype=np.uint32):
+        return self.words
+
+
+np.random.bit_generator.ISeedSequence.register(_FourWords)
+
+
+def test_sample_i_stream_is_the_documented_one():
+    """help(fastspec.sample): sample i's PCG64 stream is seeded with the words 4i .. 4i + 3 of
+    the root SeedSequence's generate_state, not by a SeedSequence.spawn child."""
+    root = np.random.SeedSequence(2026)
+    words = root.generate_state(4 * 6, np.uint64)
+    streams = SampleStreams(2026, 6)
+    for i in (0, 5):
+        documented = np.random.Generator(np.random.PCG64(_FourWords(words[4 * i:4 * i + 4])))
+        np.testing.assert_array_equal(_uniforms(streams.states, i, 20), documented.random(20))
+    spawned = np.random.Generator(np.random.PCG64(root.spawn(6)[5])).random(20)
+    assert not np.array_equal(_uniforms(SampleStreams(2026, 6).states, 5, 20), spawned)
