@@ -30,7 +30,7 @@ def test_neural_denoiser_finite():
 def test_bench_quick_writes_csv(tmp_path):
     bench.scaling(quick=True, out=str(tmp_path), ar_sizes=[8, 16], steps=[10, 20],
                   methods=("sequential", "block"), plot=False)
-    rows = list(csv.DictReader(open(tmp_path / "scaling.csv")))
+    rows = list(csv.DictReader((tmp_path / "scaling.csv").read_text().splitlines()))
     assert {r["method"] for r in rows} == {"sequential", "block"}
     assert (tmp_path / "scaling_slopes.csv").exists()
 

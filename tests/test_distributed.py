@@ -229,5 +229,5 @@ def test_bench_measure_writes_csv(client, tmp_path):
     assert samples.shape == (6, 8) and len(rows) == 2
     assert {r["workers"] for r in rows} == {2} and all(r["samples_per_second"] > 0 for r in rows)
     bench.write_csv(rows + [dict(rows[0], workers=1, config="1 worker")], tmp_path / "d.csv")
-    got = list(csv.DictReader(open(tmp_path / "d.csv")))
+    got = list(csv.DictReader((tmp_path / "d.csv").read_text().splitlines()))
     assert len(got) == 3 and float(got[2]["speedup_vs_1_worker_median"]) == 1.0

@@ -260,7 +260,7 @@ def test_quick_command_writes_csv_figure_and_table(tmp_path, monkeypatch):
     monkeypatch.setattr(peers, "CASES", {c.name: c for c in TINY_CASES})
     from fastspec.bench.__main__ import main
     main(["peers", "--quick", "--out", str(tmp_path)])
-    rows = list(csv.DictReader(open(tmp_path / "peers.csv")))
+    rows = list(csv.DictReader((tmp_path / "peers.csv").read_text().splitlines()))
     assert tuple(rows[0]) == peers.CSV_COLUMNS
     by_model = {}
     for r in rows:

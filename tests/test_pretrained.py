@@ -280,12 +280,12 @@ def test_bench_rounds_and_acceptance_write_csv(tmp_path):
     from fastspec.bench import pretrained as study
     study.rounds(out=str(tmp_path), n_seeds=1, batch_sizes=(1,), methods=("sequential", "block"),
                  models=("digits_ar",))
-    rows = list(csv.DictReader(open(tmp_path / "pretrained_rounds.csv")))
+    rows = list(csv.DictReader((tmp_path / "pretrained_rounds.csv").read_text().splitlines()))
     assert {r["method"] for r in rows} == {"sequential", "block"}
     assert [float(r["rounds_per_sample"]) for r in rows if r["method"] == "sequential"] == [64.0]
     study.acceptance(out=str(tmp_path), n_seeds=1, methods=("block",), models=("digits_ar",),
                      ar_sizes=(4, 16))
-    rows = list(csv.DictReader(open(tmp_path / "pretrained_acceptance.csv")))
+    rows = list(csv.DictReader((tmp_path / "pretrained_acceptance.csv").read_text().splitlines()))
     assert [int(r["block_size"]) for r in rows] == [4, 16]
     assert all(0.0 <= float(r["mean_accepted"]) <= int(r["block_size"]) for r in rows)
 
