@@ -96,10 +96,14 @@ print(numba.get_num_threads(), hashlib.sha256(b"".join(o.tobytes() for o in out)
 
 def test_samples_do_not_depend_on_thread_count():
     digests = {}
-    for threads in ("1", "2"):
-        env = dict(os.environ, NUMBA_NUM_THREADS=threads)
-        out = subprocess.run([sys.executable, "-c", _THREAD_SCRIPT], env=env, check=True,
-                             capture_output=True, text=True, timeout=600).stdout.split()
+    procs = {threads: subprocess.Popen([sys.executable, "-c", _THREAD_SCRIPT],   # side by side
+                                       env=dict(os.environ, NUMBA_NUM_THREADS=threads),
+                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for threads in ("1", "2")}
+    for threads, proc in procs.items():
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr[-2000:]
+        out = stdout.split()
         assert out[0] == threads
         digests[threads] = out[1]
     assert digests["1"] == digests["2"]
