@@ -55,7 +55,7 @@ class Budget:
     sizes : tuple of int
         Sequence lengths n.
     n_samples : tuple of int
-        Samples per sampler at each size (the paper: 1000 at n = 128, 128 at n = 1024).
+        Samples per sampler at each size (the paper's code evaluates 512).
     replicates : int
         Replicates of the floor (each ``n_samples`` sequences drawn from the chain).
     methods : tuple of str
@@ -63,7 +63,7 @@ class Budget:
     """
 
     sizes: tuple = (128, 1024)
-    n_samples: tuple = (1000, 128)
+    n_samples: tuple = (1000, 256)
     replicates: int = 30
     methods: tuple = ("sequential", "token", "block", "srs")
 
