@@ -48,7 +48,7 @@ def test_oracle_matches_enumeration(name):
     chain = CHAINS[name]()
     table = TableModel.from_model(chain)
     ctx = _pinned_subsets(table, 300, np.random.default_rng(19))
-    got, want = chain.marginals(ctx), table.marginals(ctx)
+    got, want = chain.marginals_dense(ctx), table.marginals(ctx)
     free = ctx < 0
     assert free.sum() > 300
     np.testing.assert_allclose(got[free], want[free], rtol=0, atol=1e-12)
@@ -61,7 +61,7 @@ def test_oracle_answers_contexts_of_probability_zero_with_distributions():
     chain = CHAINS["q3 with zeros n=7"]()
     ctx = np.array([[0, 0, -1, -1, 2, -1, -1],        # 0 -> 0 is impossible
                     [2, -1, -1, -1, -1, -1, -1]])     # initial[2] = 0
-    p = chain.marginals(ctx)
+    p = chain.marginals_dense(ctx)
     assert np.all(np.isfinite(p)) and np.all(p >= 0)
     np.testing.assert_allclose(p.sum(axis=-1), 1.0)
 
@@ -74,7 +74,7 @@ def test_positions_answers_are_the_dense_rows():
     W = 12
     positions = np.argsort(rng.random((40, 50)), axis=1)[:, :W]       # distinct, some pinned
     positions[::3, W - 4:] = -1                                         # padding at the end
-    dense = chain.marginals(ctx)
+    dense = chain.marginals_dense(ctx)
     at = chain.marginals_at(ctx, positions)
     assert at.shape == (40, W, 27)
     real = positions >= 0
@@ -99,7 +99,7 @@ def test_marginals_at_rejects_bad_input():
     with pytest.raises(ValueError, match=r"positions\[1, 0\] = 5 is outside 0..4"):
         chain.marginals_at(ctx, np.array([[0], [5]]))
     with pytest.raises(ValueError, match=r"contexts\[0, 2\] = 2 is not a symbol"):
-        chain.marginals(np.array([[0, 1, 2, -1, -1]]))
+        chain.marginals_dense(np.array([[0, 1, 2, -1, -1]]))
 
 
 def test_from_text_counts_bigrams_and_smooths():

@@ -112,7 +112,7 @@ def unmask(chain, steps, n_samples, seed=None, *, remasking="random"):
     Parameters
     ----------
     chain : fastspec.models.MarkovChain
-        Needs ``marginals`` and ``marginals_at``.
+        Asked through ``marginals_at`` (whatever protocol the engine uses).
     steps : int
         S, in 1..n. ``S = n`` in random order is the sequential sampler.
     n_samples : int
@@ -148,13 +148,14 @@ def unmask(chain, steps, n_samples, seed=None, *, remasking="random"):
     S = int(n_samples)
     ctx = np.full((S, n), -1, dtype=np.int64)
     rows = np.arange(S)[:, None]
+    every = np.broadcast_to(np.arange(n), (S, n))
     for m in counts:
         key = np.where(ctx < 0, rng.random((S, n)), np.inf)
         if remasking == "random":
             pick = np.argpartition(key, m - 1, axis=1)[:, :m]            # m masked positions
             ctx[rows, pick] = _draw(chain.marginals_at(ctx, pick), rng)
         else:
-            probs = chain.marginals(ctx)                                 # (S, n, q)
+            probs = chain.marginals_at(ctx, every)                       # (S, n, q)
             x0 = _draw(probs, rng)
             conf = np.take_along_axis(probs, x0[..., None], axis=-1)[..., 0]
             # Confidences equal to 12 decimals are ties; the key (< 1) reorders only

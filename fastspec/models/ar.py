@@ -197,9 +197,9 @@ class MarkovChain(ARModel):
     The powers ``T^d`` (d < n) and the marginals ``initial T^i`` take
     ``8 n (q^2 + q)`` bytes: 6 MB at n = 1024, q = 27.
 
-    ``marginals(ctx)`` answers every position (float64 ``(K, n, q)``);
-    :meth:`marginals_at` answers only the listed positions, with the same code
-    per position.
+    :meth:`marginals_dense` answers every position (float64 ``(K, n, q)``) and
+    is the oracle the engine calls (``marginals``); :meth:`marginals_at` answers
+    only the listed positions, with the same code per position.
     """
 
     def __init__(self, transition, initial=None, *, n):
@@ -215,7 +215,7 @@ class MarkovChain(ARModel):
         if self.initial.shape != (q,):
             raise ValueError(f"initial must have shape ({q},), got {self.initial.shape}")
         self.alphabet = None
-        super().__init__(self._marginals, n, q)
+        super().__init__(self.marginals_dense, n, q)
         # powers[d] = T^d and prior[i] = initial T^i, for d, i < n
         self._powers = np.empty((self.n, q, q))
         self._prior = np.empty((self.n, q))
@@ -334,7 +334,25 @@ class MarkovChain(ARModel):
                              f"chain (0..{self.q - 1}, or -1 for a free position)")
         return contexts
 
-    def _marginals(self, contexts):
+    def marginals_dense(self, contexts):
+        """Marginals at every position (the dense oracle protocol).
+
+        Parameters
+        ----------
+        contexts : array_like of int, shape (K, n)
+            -1 marks a free position, else the pinned symbol.
+
+        Returns
+        -------
+        ndarray of float64, shape (K, n, q)
+            ``[r, i]`` = P(x_i = . | pinned entries of ``contexts[r]``); one-hot at
+            pinned positions.
+
+        Raises
+        ------
+        ValueError
+            If the shape differs from (K, n) or a symbol is out of range.
+        """
         contexts = self._check_contexts(contexts)
         out = np.empty((contexts.shape[0], self.n, self.q))
         _chain_marginals_all(use_parallel(out.size), contexts, out, self._powers, self._prior)
@@ -354,7 +372,7 @@ class MarkovChain(ARModel):
         -------
         ndarray of float64, shape (K, W, q)
             ``[r, j]`` = P(x_i = . | pinned entries of ``contexts[r]``) at
-            ``i = positions[r, j]``: the row ``marginals(contexts)[r, i]`` (one-hot
+            ``i = positions[r, j]``: the row ``marginals_dense(contexts)[r, i]`` (one-hot
             when ``i`` is pinned); uniform at padding.
 
         Raises
