@@ -13,6 +13,7 @@ Commands::
     peers [--quick] [--out docs]                 fastspec against approximate samplers (issue 11)
     distributed [--quick] [--out docs]           Dask: samples/s with 1 and 2 local workers
     pretrained [--out docs] [--seeds 5]          shipped models: quality, rounds, acceptance
+    dllm [--quick] [--out docs]                  against diffusion-LM unmasking, character chain (issue 19)
 
 Outputs go to ``--out DIR``; without it, to a new folder
 ``fastspec-bench/COMMAND-YYYYmmdd-HHMMSS`` of the current folder, so a run never
@@ -59,10 +60,13 @@ def _run(a):
     elif a.command == "pretrained":
         from . import pretrained
         pretrained.run(out=a.out, n_seeds=a.seeds)
+    elif a.command == "dllm":
+        from . import dllm
+        dllm.run(dllm.QUICK if a.quick else dllm.FULL, out=a.out)
 
 
 COMMANDS = ["scaling", "plot", "wallclock", "overhead", "table", "plain", "memory", "srs",
-            "peers", "distributed", "pretrained"]
+            "peers", "distributed", "pretrained", "dllm"]
 
 
 def main(argv=None):

@@ -10,6 +10,8 @@ since the verification never keeps a draft past a zero-probability position.
 
 import math
 import numbers
+import re
+import unicodedata
 
 import numpy as np
 from numba import prange
@@ -39,75 +41,138 @@ def _as_prob_array(name, value, ndim, normalise_axis=-1, allow_scale=False):
     return np.ascontiguousarray(arr / sums)
 
 
-# -- Markov chain: forward-backward with evidence -------------------------------------
+# -- Markov chain: nearest pinned neighbours, precomputed matrix powers ------------------
+
+#: The 27 symbols of :meth:`MarkovChain.characters`: a-z, then the space (text8's alphabet).
+CHARACTERS = "abcdefghijklmnopqrstuvwxyz "
+
+#: Default smoothing mass of :meth:`MarkovChain.characters`: each transition row is
+#: mixed with the uniform row at this weight, so every bigram has probability at least
+#: 1e-3 / 27 (the standard library's text leaves some bigrams, e.g. "qz", unseen).
+CHARACTER_SMOOTHING = 1e-3
+
 
 @kernel
-def _markov_marginals_row(contexts, r, out, transition, initial):
-    K, n = contexts.shape
-    q = initial.shape[0]
-    ctx = contexts[r]
-    alpha = np.zeros((n, q))
-    for x in range(q):
-        if ctx[0] < 0 or ctx[0] == x:
-            alpha[0, x] = initial[x]
-    ok = _normalise(alpha[0])
-    for i in range(1, n):
-        for x in range(q):
-            if ctx[i] < 0 or ctx[i] == x:
-                s = 0.0
-                for xp in range(q):
-                    s += alpha[i - 1, xp] * transition[xp, x]
-                alpha[i, x] = s
-        ok = ok and _normalise(alpha[i])
-    beta = np.ones(q)
-    nxt = np.empty(q)
+def _chain_neighbours(ctx, left, right):
+    # left[i] = the nearest pinned position before i (-1 if none), right[i] = after i (n if none)
+    n = ctx.shape[0]
+    last = -1
+    for i in range(n):
+        left[i] = last
+        if ctx[i] >= 0:
+            last = i
+    last = n
     for i in range(n - 1, -1, -1):
-        if ok:
-            for x in range(q):
-                out[r, i, x] = alpha[i, x] * beta[x]
-            if not _normalise(out[r, i]):
-                ok = False
-        if not ok:
-            out[r, i, :] = 1.0 / q
-        if i > 0:
-            for x in range(q):
-                s = 0.0
-                for xn in range(q):
-                    if ctx[i] < 0 or ctx[i] == xn:
-                        s += transition[x, xn] * beta[xn]
-                nxt[x] = s
-            _normalise(nxt)
-            beta[:] = nxt
-    if not ok:
-        out[r, :, :] = 1.0 / q
+        right[i] = last
+        if ctx[i] >= 0:
+            last = i
+
+
+@kernel
+def _chain_conditional(ctx, i, left, right, powers, prior, out):
+    # out (q,) <- P(x_i = . | pinned entries of ctx). By the Markov property only the
+    # nearest pinned neighbours l < i < r matter:
+    #   P(x_i = x | x_l = a, x_r = b) ~ T^(i-l)[a, x] * T^(r-i)[x, b],
+    # with the marginal prior[i] = initial T^i in place of T^(i-l)[a, .] when no l exists.
+    n = ctx.shape[0]
+    q = out.shape[0]
+    if ctx[i] >= 0:
+        out[:] = 0.0
+        out[ctx[i]] = 1.0
+        return
+    lo = left[i]
+    hi = right[i]
+    s = 0.0
+    for x in range(q):
+        w = prior[i, x] if lo < 0 else powers[i - lo, ctx[lo], x]
+        if hi < n:
+            w *= powers[hi - i, x, ctx[hi]]
+        out[x] = w
+        s += w
+    if s > 0.0:
+        for x in range(q):
+            out[x] /= s
+    else:                    # the pinned neighbours are incompatible: any answer is valid
+        out[:] = 1.0 / q
 
 
 @twin
-def _markov_marginals_all(contexts, out, transition, initial):
-    for r in prange(contexts.shape[0]):
-        _markov_marginals_row(contexts, r, out, transition, initial)
+def _chain_marginals_all(contexts, out, powers, prior):
+    K, n = contexts.shape
+    for r in prange(K):
+        left = np.empty(n, dtype=np.int64)
+        right = np.empty(n, dtype=np.int64)
+        _chain_neighbours(contexts[r], left, right)
+        for i in range(n):
+            _chain_conditional(contexts[r], i, left, right, powers, prior, out[r, i])
 
 
-def _markov_marginals(contexts, transition, initial):
-    out = np.empty((contexts.shape[0], contexts.shape[1], initial.shape[0]))
-    _markov_marginals_all(use_parallel(out.size), contexts, out, transition, initial)
-    return out
+@twin
+def _chain_marginals_at_all(contexts, positions, out, powers, prior):
+    K, n = contexts.shape
+    q = out.shape[2]
+    for r in prange(K):
+        left = np.empty(n, dtype=np.int64)
+        right = np.empty(n, dtype=np.int64)
+        _chain_neighbours(contexts[r], left, right)
+        for j in range(positions.shape[1]):
+            i = positions[r, j]
+            if i < 0:                      # padding at the end of the row
+                out[r, j, :] = 1.0 / q
+            else:
+                _chain_conditional(contexts[r], i, left, right, powers, prior, out[r, j])
 
 
-@kernel
-def _normalise(v):
-    s = 0.0
-    for j in range(v.shape[0]):
-        s += v[j]
-    if not s > 0.0:
-        return False
-    for j in range(v.shape[0]):
-        v[j] /= s
-    return True
+def to_characters(text):
+    """``text`` in the 27 symbols of :data:`CHARACTERS`, the way text8 was made.
+
+    Letters are lower-cased (accents dropped by NFKD decomposition); every run of
+    other characters (digits, punctuation, whitespace) becomes one space.
+
+    Parameters
+    ----------
+    text : str
+
+    Returns
+    -------
+    str
+        Only ``a-z`` and single spaces.
+
+    Examples
+    --------
+    >>> to_characters("Return x**2  (see PEP 8).")
+    'return x see pep '
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"text must be a str, got {type(text).__name__}")
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z]+", " ", text.lower())
+
+
+def standard_library_text():
+    """The help texts of the Python documentation that ship with CPython.
+
+    ``pydoc_data.topics`` (what ``help("topic")`` prints), joined in sorted key
+    order; about 465,000 characters on Python 3.11, under the Python Software
+    Foundation licence. It is the text :mod:`fastspec.models.pretrained`'s
+    character model was trained on; its content changes a little between Python
+    versions.
+
+    Returns
+    -------
+    str
+    """
+    from pydoc_data.topics import topics
+    return " ".join(topics[key] for key in sorted(topics))
 
 
 class MarkovChain(ARModel):
-    """A q-state Markov chain of length n; any-order marginals by forward-backward.
+    """A q-state Markov chain of length n with an exact any-order oracle.
+
+    ``P(x_i | pinned entries)`` depends only on the nearest pinned positions
+    ``l < i < r`` (the Markov property) and is ``T^(i-l)[x_l, x] T^(r-i)[x, x_r]``
+    normalised over ``x``, read from matrix powers computed once: O(q) work per
+    position, O(n q) per context.
 
     Parameters
     ----------
@@ -118,6 +183,23 @@ class MarkovChain(ARModel):
         Law of x_0 (normalised). Default: the stationary law of ``transition``.
     n : int
         Length of the chain.
+
+    Attributes
+    ----------
+    transition : ndarray (q, q) float64
+        Row-normalised transition matrix.
+    initial : ndarray (q,) float64
+    alphabet : str or None
+        Symbol ``v`` is the character ``alphabet[v]`` (chains built from text).
+
+    Notes
+    -----
+    The powers ``T^d`` (d < n) and the marginals ``initial T^i`` take
+    ``8 n (q^2 + q)`` bytes: 6 MB at n = 1024, q = 27.
+
+    :meth:`marginals_dense` answers every position (float64 ``(K, n, q)``) and
+    is the oracle the engine calls (``marginals``); :meth:`marginals_at` answers
+    only the listed positions, with the same code per position.
     """
 
     def __init__(self, transition, initial=None, *, n):
@@ -132,10 +214,218 @@ class MarkovChain(ARModel):
         self.initial = _as_prob_array("initial", initial, 1, allow_scale=True)
         if self.initial.shape != (q,):
             raise ValueError(f"initial must have shape ({q},), got {self.initial.shape}")
-        super().__init__(self._marginals, n, q)
+        self.alphabet = None
+        super().__init__(self.marginals_dense, n, q)
+        # powers[d] = T^d and prior[i] = initial T^i, for d, i < n
+        self._powers = np.empty((self.n, q, q))
+        self._prior = np.empty((self.n, q))
+        self._powers[0] = np.eye(q)
+        self._prior[0] = self.initial
+        for d in range(1, self.n):
+            np.matmul(self._powers[d - 1], self.transition, out=self._powers[d])
+            np.matmul(self._prior[d - 1], self.transition, out=self._prior[d])
 
-    def _marginals(self, contexts):
-        return _markov_marginals(contexts, self.transition, self.initial)
+    @classmethod
+    def from_text(cls, text, alphabet, *, n, smoothing=CHARACTER_SMOOTHING):
+        """The bigram chain of a text, started from its stationary law.
+
+        ``T[a, b] = (1 - smoothing) C[a, b] / sum_b' C[a, b'] + smoothing / q``,
+        with ``C[a, b]`` the number of times symbol ``b`` follows ``a`` in ``text``.
+
+        Parameters
+        ----------
+        text : str
+            Made only of characters of ``alphabet``.
+        alphabet : str
+            The q >= 2 distinct symbols, in the order of their ids.
+        n : int
+            Length of the chain.
+        smoothing : float in [0, 1], default 1e-3
+            Weight of the uniform row mixed into every transition row.
+
+        Returns
+        -------
+        MarkovChain
+            With ``alphabet`` set and ``counts`` (q, q) int64 = C.
+
+        Raises
+        ------
+        TypeError
+            If ``text`` or ``alphabet`` is not a str.
+        ValueError
+            If ``alphabet`` repeats a character or has fewer than 2, ``text`` has a
+            character outside it or fewer than 2 characters, ``smoothing`` is outside
+            [0, 1], or ``smoothing = 0`` and some symbol is never followed by another.
+        """
+        for name, value in (("text", text), ("alphabet", alphabet)):
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, got {type(value).__name__}")
+        q = len(alphabet)
+        if q < 2 or len(set(alphabet)) != q:
+            raise ValueError(f"alphabet must hold at least 2 distinct characters, got "
+                             f"{alphabet!r}")
+        if not (isinstance(smoothing, numbers.Real) and 0.0 <= smoothing <= 1.0):
+            raise ValueError(f"smoothing must be a number in [0, 1], got {smoothing!r}")
+        if len(text) < 2:
+            raise ValueError(f"text must have at least 2 characters, got {len(text)}")
+        index = {ch: i for i, ch in enumerate(alphabet)}
+        ids = np.array([index.get(ch, -1) for ch in text], dtype=np.int64)
+        if np.any(ids < 0):
+            at = int(np.flatnonzero(ids < 0)[0])
+            raise ValueError(f"text has a character outside the alphabet at index {at}: "
+                             f"{text[at]!r}; map it first (e.g. with to_characters)")
+        counts = np.bincount(ids[:-1] * q + ids[1:], minlength=q * q).reshape(q, q)
+        rows = counts.sum(axis=1, keepdims=True)
+        if smoothing == 0 and np.any(rows == 0):
+            raise ValueError(f"symbol {alphabet[int(np.flatnonzero(rows == 0)[0])]!r} is never "
+                             "followed by another in text; use smoothing > 0")
+        transition = (1.0 - smoothing) * counts / np.maximum(rows, 1) + smoothing / q
+        chain = cls(transition, n=n)
+        chain.alphabet = alphabet
+        chain.counts = counts
+        return chain
+
+    @classmethod
+    def characters(cls, n, *, smoothing=CHARACTER_SMOOTHING, text=None):
+        """The character chain of Tang et al. (2026): 27 symbols, a-z and the space.
+
+        Parameters
+        ----------
+        n : int
+            Length of the chain.
+        smoothing : float in [0, 1], default :data:`CHARACTER_SMOOTHING`
+            See :meth:`from_text`.
+        text : str, optional
+            Any text, mapped by :func:`to_characters`. Default: the Python
+            documentation's help texts (:func:`standard_library_text`), which ship
+            with CPython, so nothing is downloaded.
+
+        Returns
+        -------
+        MarkovChain
+            q = 27, ``alphabet`` = :data:`CHARACTERS`, started from its stationary law.
+
+        Notes
+        -----
+        Tang, Yu, Zhang and Ver Steeg, "Is Your Diffusion Sampler Actually Correct?
+        A Sampler-Centric Evaluation of Discrete Diffusion Language Models" (ICML
+        2026, arXiv 2602.19619) estimate the same kind of chain from text8 (a
+        Wikipedia dump in these 27 symbols).
+
+        Examples
+        --------
+        >>> import fastspec
+        >>> chain = fastspec.models.MarkovChain.characters(32)
+        >>> chain.q, chain.alphabet[-1] == " "
+        (27, True)
+        >>> len(chain.decode(fastspec.sample(chain, seed=0).samples[0]))
+        32
+        """
+        text = standard_library_text() if text is None else text
+        return cls.from_text(to_characters(text), CHARACTERS, n=n, smoothing=smoothing)
+
+    def _check_contexts(self, contexts):
+        contexts = np.ascontiguousarray(contexts, dtype=np.int64)
+        if contexts.ndim != 2 or contexts.shape[1] != self.n:
+            raise ValueError(f"contexts must have shape (K, {self.n}), got {contexts.shape}")
+        if contexts.size and contexts.max() >= self.q:
+            bad = tuple(int(i) for i in np.argwhere(contexts >= self.q)[0])
+            raise ValueError(f"contexts{list(bad)} = {int(contexts[bad])} is not a symbol of this "
+                             f"chain (0..{self.q - 1}, or -1 for a free position)")
+        return contexts
+
+    def marginals_dense(self, contexts):
+        """Marginals at every position (the dense oracle protocol).
+
+        Parameters
+        ----------
+        contexts : array_like of int, shape (K, n)
+            -1 marks a free position, else the pinned symbol.
+
+        Returns
+        -------
+        ndarray of float64, shape (K, n, q)
+            ``[r, i]`` = P(x_i = . | pinned entries of ``contexts[r]``); one-hot at
+            pinned positions.
+
+        Raises
+        ------
+        ValueError
+            If the shape differs from (K, n) or a symbol is out of range.
+        """
+        contexts = self._check_contexts(contexts)
+        out = np.empty((contexts.shape[0], self.n, self.q))
+        _chain_marginals_all(use_parallel(out.size), contexts, out, self._powers, self._prior)
+        return out
+
+    def marginals_at(self, contexts, positions):
+        """Marginals at listed free positions only (the engine's positions protocol).
+
+        Parameters
+        ----------
+        contexts : array_like of int, shape (K, n)
+            -1 marks a free position, else the pinned symbol.
+        positions : array_like of int, shape (K, W)
+            Positions of each row to answer, padded at the end with -1.
+
+        Returns
+        -------
+        ndarray of float64, shape (K, W, q)
+            ``[r, j]`` = P(x_i = . | pinned entries of ``contexts[r]``) at
+            ``i = positions[r, j]``: the row ``marginals_dense(contexts)[r, i]`` (one-hot
+            when ``i`` is pinned); uniform at padding.
+
+        Raises
+        ------
+        ValueError
+            If a shape differs, a symbol is out of range or a position is outside
+            ``-1..n-1``.
+        """
+        contexts = self._check_contexts(contexts)
+        positions = np.ascontiguousarray(positions, dtype=np.int64)
+        if positions.ndim != 2 or positions.shape[0] != contexts.shape[0]:
+            raise ValueError(f"positions must have shape ({contexts.shape[0]}, W), got "
+                             f"{positions.shape}")
+        if positions.size and (positions.min() < -1 or positions.max() >= self.n):
+            bad = tuple(int(i) for i in np.argwhere((positions < -1) | (positions >= self.n))[0])
+            raise ValueError(f"positions{list(bad)} = {int(positions[bad])} is outside "
+                             f"0..{self.n - 1} (or -1 for padding)")
+        out = np.empty(positions.shape + (self.q,))
+        _chain_marginals_at_all(use_parallel(out.size), contexts, positions, out, self._powers,
+                                self._prior)
+        return out
+
+    def simulate(self, n_samples, seed=None):
+        """Sequences drawn directly from the chain, left to right (no oracle).
+
+        Parameters
+        ----------
+        n_samples : int
+        seed : None, int, SeedSequence or Generator
+            Passed to ``numpy.random.default_rng``.
+
+        Returns
+        -------
+        ndarray of int64, shape (n_samples, n)
+        """
+        if (isinstance(n_samples, bool) or not isinstance(n_samples, (numbers.Integral, np.integer))
+                or n_samples < 1):
+            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+        rng = np.random.default_rng(seed)
+        u = rng.random((int(n_samples), self.n))
+        cum = np.cumsum(self.transition, axis=1)
+        x = np.empty((int(n_samples), self.n), dtype=np.int64)
+        x[:, 0] = np.minimum(np.searchsorted(np.cumsum(self.initial), u[:, 0], side="right"),
+                             self.q - 1)
+        for i in range(1, self.n):
+            x[:, i] = np.minimum((u[:, i, None] >= cum[x[:, i - 1]]).sum(axis=1), self.q - 1)
+        return x
+
+    def decode(self, x):
+        """The characters of configuration ``x`` (n,) as a str (chains with an alphabet)."""
+        if self.alphabet is None:
+            raise ValueError("this chain has no alphabet; build it with from_text or characters")
+        return "".join(self.alphabet[int(v)] for v in np.asarray(x).ravel())
 
     def log_probability(self, x):
         """Log-probability of configurations ``x`` (..., n) under the chain."""

@@ -1,0 +1,58 @@
+"""asv benchmarks, the character Markov chain of the diffusion-LM study (issue 19)."""
+import numpy as np
+
+import fastspec
+from fastspec.bench import dllm
+from fastspec.models import MarkovChain
+
+
+class CharacterChainRounds:
+    """Rounds, rows and transition KL rate above the exact floor, 64 samples."""
+    params = (["token", "block", "srs"], [128, 1024])
+    param_names = ["method", "n"]
+    timeout = 600
+
+    def setup(self, method, n):
+        self.chain = MarkovChain.characters(n)
+        self.res = fastspec.sample(self.chain, n_samples=64, method=method, seed=0)
+
+    def track_rounds_per_sample(self, method, n):
+        return float(np.mean(self.res.stats.rounds_per_sample))
+    track_rounds_per_sample.unit = "rounds"
+
+    def track_rows_per_n(self, method, n):
+        return float(np.mean(self.res.stats.rows_per_sample)) / n
+    track_rows_per_n.unit = "rows / n"
+
+
+class CharacterChainOracle:
+    """One oracle call on 64 half-pinned contexts: every position, or 32 per row."""
+    params = ([128, 1024],)
+    param_names = ["n"]
+
+    def setup(self, n):
+        self.chain = MarkovChain.characters(n)
+        rng = np.random.default_rng(0)
+        x = self.chain.simulate(64, seed=1)
+        self.ctx = np.where(rng.random(x.shape) < 0.5, x, -1)
+        self.positions = np.argsort(rng.random(x.shape), axis=1)[:, :32]
+        self.chain.marginals_dense(self.ctx[:2])                       # compile / load
+        self.chain.marginals_at(self.ctx[:2], self.positions[:2])
+
+    def time_marginals_dense(self, n):
+        self.chain.marginals_dense(self.ctx)
+
+    def time_marginals_at_32(self, n):
+        self.chain.marginals_at(self.ctx, self.positions)
+
+
+class LowConfidenceUnmasking:
+    """LLaDA's low-confidence rule, 64 samples, n = 128, S = 16 steps."""
+    timeout = 120
+
+    def setup(self):
+        self.chain = MarkovChain.characters(128)
+        dllm.unmask(self.chain, 2, 2, seed=0, remasking="low_confidence")
+
+    def time_unmask_low_confidence(self):
+        dllm.unmask(self.chain, 16, 64, seed=0, remasking="low_confidence")
