@@ -71,8 +71,10 @@ class Schedule:
     Notes
     -----
     The object is frozen: its arrays are read-only. The speculative methods
-    (``"token"``, ``"block"``, ``"srs"``) need ``c_j > 0`` at every step (the
-    acceptance ratio divides by it); ``"sequential"`` accepts ``c_j = 0``.
+    (``"token"``, ``"block"``, ``"srs"``) need ``c_j > 0`` at every step but
+    the last (the acceptance ratio divides by it; a noiseless last step is a
+    function of the state before it and gets a round of its own);
+    ``"sequential"`` accepts ``c_j = 0`` anywhere.
 
     Examples
     --------
@@ -147,8 +149,14 @@ class Schedule:
         if bad.size:
             j = int(bad[0])
             raise ValueError(
-                f"c[{j}] (step {j}) is {self.c[j]}: the speculative methods need noise c_j > 0 "
-                "at every step (the acceptance ratio divides by it); use method='sequential'")
+                f"c[{j}] (step {j}) of {self.name} is {self.c[j]}: the speculative methods need "
+                "noise c_j > 0 at every step but the last (the acceptance ratio divides by it); "
+                "use method='sequential'")
+
+    def _head(self):
+        """This chain without its last step (for a noiseless last step; n_steps >= 2)."""
+        return Schedule(self.a[:-1], self.b[:-1], self.c[:-1], self.s[:-1], self.sigma[:-1],
+                        self.init_scale, name=self.name)
 
     def __repr__(self):
         return (f"Schedule(name={self.name!r}, n_steps={self.n_steps}, "
@@ -267,11 +275,20 @@ def vp(n_steps=1000, beta_min=0.1, beta_max=20.0):
                     name=f"vp(n_steps={n}, beta_min={lo:g}, beta_max={hi:g})")
 
 
-def _as_alphas_cumprod(alphas_cumprod):
+#: Zero terminal SNR (``alphas_cumprod[T-1] = 0``, pure noise) is written as this
+#: signal fraction in a chain: ``s = 1e-150``, ``sigma = 1e150``, finite in float64,
+#: and ``fastspec.torch.denoiser`` maps every sigma from ``ZERO_SNR_SIGMA`` up to
+#: timestep T-1, where its input ``z / sqrt(1 + sigma**2)`` is ``x_t`` to rounding.
+ZERO_SNR_ABAR = 1e-300
+ZERO_SNR_SIGMA = 1e100
+
+
+def _as_alphas_cumprod(alphas_cumprod, zero_last=False):
     """Checked float64 copy of a discrete-time model's ``alphas_cumprod`` (T,).
 
     Also used by :func:`fastspec.torch.denoiser`, so that a schedule and an
     adapter built from one table see the same noise levels to the last bit.
+    ``zero_last`` allows ``alphas_cumprod[T-1] = 0`` (zero terminal SNR).
     """
     if hasattr(alphas_cumprod, "detach") and hasattr(alphas_cumprod, "double"):
         # a torch tensor, possibly on a GPU or in half precision (duck-typed: no torch import)
@@ -283,13 +300,17 @@ def _as_alphas_cumprod(alphas_cumprod):
     if abar.ndim != 1 or abar.shape[0] < 1:
         raise ValueError(f"alphas_cumprod must be a non-empty 1-D array (T,), got shape "
                          f"{abar.shape}")
-    bad = np.flatnonzero(~np.isfinite(abar) | (abar <= 0) | (abar >= 1))
+    low = abar <= 0
+    if zero_last and abar.shape[0] > 1 and abar[-1] == 0:
+        low[-1] = False
+    bad = np.flatnonzero(~np.isfinite(abar) | low | (abar >= 1))
     if bad.size:
         t = int(bad[0])
         raise ValueError(
             f"alphas_cumprod[{t}] must be finite and in (0, 1), got {abar[t]}: it is the "
             "signal fraction of timestep t (1 would mean no noise, sigma = 0, where no "
-            "Gaussian step exists)")
+            "Gaussian step exists)" + ("; only the last one may be 0 (zero terminal SNR), "
+                                      "through schedules.from_diffusers" if abar[t] == 0 else ""))
     bad = np.flatnonzero(np.diff(abar) >= 0)
     if bad.size:
         t = int(bad[0])
