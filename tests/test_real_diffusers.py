@@ -254,3 +254,101 @@ def test_from_diffusers_refusals():
     with pytest.raises(fastspec.OracleError, match=r"zero signal .* v- or sample-prediction"):
         fastspec.sample(model, schedule=from_diffusers(scheduler, 10), n_samples=2,
                         method="sequential", seed=0)
+
+
+# -- a real UNet2DModel, as a user would pass it -------------------------------------------------
+
+def _tiny_unet(seed=0):
+    torch.manual_seed(seed)
+    return diffusers.UNet2DModel(
+        sample_size=8, in_channels=1, out_channels=1, layers_per_block=1,
+        block_out_channels=(8, 16), down_block_types=("DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4).eval()
+
+
+@pytest.fixture(scope="module")
+def unet():
+    return _tiny_unet()
+
+
+def test_readme_unet_example(unet):
+    # the README's example, with the tiny UNet in place of a trained one
+    scheduler = diffusers.DDPMScheduler()                 # diffusers' defaults
+    model = fastspec.torch.denoiser(unet, scheduler=scheduler)   # shape read from unet.config
+    sched = fastspec.schedules.from_diffusers(scheduler, n_steps=20)
+    res = fastspec.sample(model, schedule=sched, n_samples=4, seed=0)
+    assert res.samples.shape == (4, 1, 8, 8)
+    assert model.shape == (1, 8, 8)
+
+
+def _unet_loop(unet, scheduler, n_steps, n, seed):
+    gen = torch.Generator().manual_seed(seed)
+    run = scheduler.__class__.from_config(scheduler.config)
+    run.set_timesteps(n_steps)
+    x = torch.randn((n, 1, 8, 8), generator=gen)
+    with torch.inference_mode():
+        for t in run.timesteps:
+            x = run.step(unet(x, t).sample, t, x, generator=gen).prev_sample
+    return x.reshape(n, -1).double().numpy()
+
+
+def test_unet_chain_law_equals_diffusers_loop(unet):
+    scheduler = diffusers.DDPMScheduler()
+    n, n_steps = 600, 6
+    ref = _unet_loop(unet, scheduler, n_steps, n, seed=3)
+    # return_dict=False: the adapter takes the tuple's first element
+    model = denoiser(lambda x, t: unet(x, t, return_dict=False), shape=(1, 8, 8),
+                     scheduler=scheduler)
+    got = fastspec.sample(model, schedule=from_diffusers(scheduler, n_steps), n_samples=n,
+                          method="block", seed=4).samples.reshape(n, -1)
+    stats_ = [stats.ks_2samp(got[:, i], ref[:, i]).pvalue for i in (0, 27)]
+    stats_.append(stats.ks_2samp(got.mean(axis=1), ref.mean(axis=1)).pvalue)
+    assert min(1.0, 3 * min(stats_)) > PASS_P
+    # negative control: the old linspace schedule without clipping, same test
+    old = denoiser(unet, prediction="eps", alphas_cumprod=scheduler.alphas_cumprod)
+    bad = fastspec.sample(old, schedule=schedules.ddpm(scheduler.alphas_cumprod, n_steps),
+                          n_samples=n, method="block", seed=4).samples.reshape(n, -1)
+    stats_ = [stats.ks_2samp(bad[:, i], ref[:, i]).pvalue for i in (0, 27)]
+    stats_.append(stats.ks_2samp(bad.mean(axis=1), ref.mean(axis=1)).pvalue)
+    assert min(1.0, 3 * min(stats_)) < FAIL_P
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_16_bit_unet_gets_exact_timesteps(dtype):
+    net = _tiny_unet().to(dtype)
+    seen = []
+    net.register_forward_pre_hook(lambda mod, args: seen.append(args[1].clone()))
+    scheduler = diffusers.DDPMScheduler()
+    model = denoiser(net, scheduler=scheduler)
+    sched = from_diffusers(scheduler, 1000)
+    abar = scheduler.alphas_cumprod.double().numpy()
+    for t in (999, 257):
+        seen.clear()
+        j = 999 - t
+        out = model.denoise(np.zeros((2, 1, 8, 8)), np.full(2, sched.sigma[j]))
+        assert seen[0].dtype == torch.float32
+        np.testing.assert_array_equal(seen[0].numpy(), float(t))   # bf16 would give 1000, 256
+        assert out.dtype == np.float64 and np.isfinite(out).all()
+    assert np.isclose(sched.s[0] ** 2, abar[999])
+
+
+def test_devices_are_checked_when_the_model_is_built(unet):
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match=r"device 'cuda' cannot be used here"):
+            denoiser(unet, scheduler=diffusers.DDPMScheduler(), device="cuda")
+    with torch.device("meta"):
+        ghost = diffusers.UNet2DModel(
+            sample_size=8, in_channels=1, out_channels=1, layers_per_block=1,
+            block_out_channels=(8, 16), down_block_types=("DownBlock2D", "DownBlock2D"),
+            up_block_types=("UpBlock2D", "UpBlock2D"), norm_num_groups=4).eval()
+    with pytest.raises(ValueError, match=r"'meta' device .* load its weights"):
+        denoiser(ghost, scheduler=diffusers.DDPMScheduler())
+
+
+def test_unet_in_training_mode_without_dropout_is_accepted(unet):
+    # UNet2DModel's dropout is 0 by default: training mode changes nothing
+    unet.train()
+    try:
+        denoiser(unet, scheduler=diffusers.DDPMScheduler())
+    finally:
+        unet.eval()
