@@ -375,6 +375,13 @@ def masked_lm(module, *, mask_id, n=None, q=None, symbols=None, template=None,
                             torch.as_tensor(where, device=logits.device)]
         return logits
 
+    hint = getattr(getattr(module, "config", None), "vocab_size", None)
+    if isinstance(hint, int):          # transformers' config: check ids before the first call
+        for what, ids in (("mask_id", np.array([mask_id])), ("template", tpl),
+                          ("symbols", sym if sym is not None else np.zeros(0, np.int64))):
+            if ids.size and int(ids.max()) >= hint:
+                raise ValueError(f"{what} must hold token ids < V = {hint} (the model's "
+                                 f"config.vocab_size), got {int(ids.max())}")
     probe_ids = np.where(tpl >= 0, tpl, mask_id)
     first = _check_deterministic(lambda ids: forward(ids),
                                  lambda k: np.repeat(probe_ids[None], k, axis=0))
