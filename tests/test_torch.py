@@ -476,3 +476,73 @@ def test_denoiser_output_shape_is_checked():
     with pytest.raises(fastspec.OracleError, match=r"returned shape \(2, 2\) for inputs of "
                                                    r"shape \(2, 3\); expected \(K, \*shape\)"):
         denoiser(lambda x, s: x[:, :2], dim=3, prediction="x0")
+
+
+# -- shapes, wrappers and determinism (issue 17) ---------------------------------------------------
+
+def test_denoiser_on_images_of_any_shape():
+    shape = (2, 3, 4)
+
+    def data_gaussian(x, sigma):      # "x0" convention: data ~ N(0, I) in every entry
+        assert x.shape[1:] == shape
+        return (x / (1 + sigma.view(-1, 1, 1, 1) ** 2),)       # a return_dict=False tuple
+
+    model = denoiser(data_gaussian, shape=shape, prediction="x0")
+    assert model.shape == shape and model.dim == 24
+    res = fastspec.sample(model, schedule=schedules.ve(30, 20.0, 0.05), n_samples=2000,
+                          method="block", seed=0)
+    assert res.samples.shape == (2000,) + shape
+    # a linear denoiser makes the chain Gaussian: its variance, step by step
+    sched = schedules.ve(30, 20.0, 0.05)
+    var = sched.init_scale ** 2
+    for j in range(sched.n_steps):
+        var = (sched.a[j] + sched.b[j] / (sched.s[j] * (1 + sched.sigma[j] ** 2))) ** 2 * var \
+            + sched.c[j] ** 2
+    flat = res.samples.reshape(2000, -1)
+    flat = flat.ravel()                  # every entry is an independent draw of one law
+    assert stats.kstest(flat / np.sqrt(var), "norm").pvalue > PASS_P
+    assert stats.kstest(flat * 1.2 / np.sqrt(var), "norm").pvalue < FAIL_P   # negative
+
+
+def test_diffusion_model_shape_argument():
+    model = fastspec.DiffusionModel(lambda z, s: z, shape=(3, 2))
+    assert model.dim == 6 and repr(model) == "DiffusionModel(shape=(3, 2))"
+    assert fastspec.DiffusionModel(lambda z, s: z, dim=4).shape == (4,)
+    assert model.query(np.ones((2, 3, 2)), np.ones(2)).shape == (2, 3, 2)
+    for kwargs, match in [(dict(), r"give dim .* or shape"),
+                          (dict(shape=(3, 0)), r"shape must be a non-empty tuple of ints >= 1"),
+                          (dict(shape="abc"), r"shape must be a non-empty tuple"),
+                          (dict(dim=5, shape=(2, 2)), r"dim = 5 disagrees with shape")]:
+        with pytest.raises(ValueError, match=match):
+            fastspec.DiffusionModel(lambda z, s: z, **kwargs)
+    bad = fastspec.DiffusionModel(lambda z, s: z.reshape(len(z), -1), shape=(3, 2))
+    with pytest.raises(fastspec.OracleError, match=r"shape \(2, 6\), expected \(K, \*shape\)"):
+        bad.query(np.ones((2, 3, 2)), np.ones(2))
+
+
+def test_random_denoiser_is_refused_whatever_wraps_it():
+    class Net(torch.nn.Module):
+        def __init__(self, p):
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Dropout(p))
+
+        def forward(self, x, sigma):
+            return self.body(x)
+
+    net = Net(0.3).train()
+    with pytest.raises(ValueError, match=r"sub-module 'body.1' \(Dropout\) .* training mode"):
+        denoiser(net, dim=3, prediction="x0")
+    with pytest.raises(ValueError, match=r"different answers to the same input"):
+        denoiser(lambda x, s: net(x, s), dim=3, prediction="x0")
+    quiet = Net(0.0).train()
+    denoiser(quiet, dim=3, prediction="x0")                     # p = 0: accepted
+    denoiser(lambda x, s: quiet(x, s), dim=3, prediction="x0")
+
+
+def test_cuda_without_cuda_is_a_value_error():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match=r"device 'cuda' cannot be used here"):
+        denoiser(Recorder(np.zeros((2, 3))).eval(), dim=3, prediction="x0", device="cuda")
+    with pytest.raises(ValueError, match=r"device 'cuda' cannot be used here"):
+        masked_lm(_flat, n=4, q=3, mask_id=MASK_ID, device="cuda")
