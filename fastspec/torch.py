@@ -1,10 +1,11 @@
 """PyTorch adapters: a masked language model or a diffusion network as a fastspec model.
 
-:func:`masked_lm` turns a masked (any-order) language model into an
-:class:`fastspec.ARModel`; :func:`denoiser` turns a diffusion network in the
-x0-, eps- or v-prediction convention into a :class:`fastspec.DiffusionModel`.
-Both call the network under ``torch.inference_mode()``, in chunks of at most
-``max_rows`` rows, and hand fastspec float64 NumPy arrays.
+:func:`masked_lm` turns a masked (any-order) language model, prompted through a
+template of token ids, into an :class:`fastspec.ARModel`; :func:`denoiser` turns a
+diffusion network (images or vectors; x0-, eps-, v- or sample-prediction, or read
+from a diffusers scheduler) into a :class:`fastspec.DiffusionModel`. Both call the
+network under ``torch.inference_mode()``, in chunks of at most ``max_rows`` rows,
+and hand fastspec NumPy arrays. See docs/TORCH.md.
 
 This module imports torch (the optional extra: ``pip install "fastspec[torch]"``);
 ``import fastspec`` alone does not.

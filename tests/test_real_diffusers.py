@@ -199,7 +199,8 @@ def _fastspec(name, n_steps, method, seed=2, sched=None):
 
 
 @pytest.mark.parametrize("name, method", [
-    ("ddpm-default", "block"), ("ddpm-default", "sequential"),
+    ("ddpm-default", "block"), ("ddpm-default", "sequential"), ("ddpm-default", "token"),
+    ("ddpm-default", "srs"),
     ("ddpm-trailing-large", "token"), ("ddpm-linspace-threshold-v", "block"),
     ("ddpm-zero-snr", "srs"), ("ddim-eta1", "block"), ("ddim-eta-half-clipped", "token"),
     ("ddim-zero-snr", "block"),

@@ -138,6 +138,8 @@ def _positions(ctx, rng):
     return pos
 
 
+# The logits are float32: calls on batches of other shapes round differently (measured
+# up to 2.2e-6 relative in a probability), hence rtol=2e-5 where batches differ.
 @pytest.mark.parametrize("wrapped", [False, True])
 def test_positions_answer_equals_the_dense_answer(bert, tokenizer, wrapped):
     template, mask = _prompted(tokenizer, 6)
@@ -154,7 +156,7 @@ def test_positions_answer_equals_the_dense_answer(bert, tokenizer, wrapped):
     assert part.shape == pos.shape + (5,) and part.dtype == np.float64
     rows = np.arange(8)[:, None].repeat(pos.shape[1], axis=1)
     valid = pos >= 0
-    np.testing.assert_allclose(part[valid], dense[rows[valid], pos[valid]], rtol=1e-6,
+    np.testing.assert_allclose(part[valid], dense[rows[valid], pos[valid]], rtol=2e-5,
                                atol=1e-9)
     np.testing.assert_array_equal(part[~valid], 0.0)
     # and the dense answer equals a direct call of the model
@@ -165,7 +167,7 @@ def test_positions_answer_equals_the_dense_answer(bert, tokenizer, wrapped):
         logits = bert(torch.tensor(ids), attention_mask=torch.tensor([mask] * 8)).logits
     direct = torch.softmax(logits[:, slots][..., symbols].double(), -1).numpy()
     free = ctx < 0
-    np.testing.assert_allclose(dense[free], direct[free], rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(dense[free], direct[free], rtol=2e-5, atol=1e-9)
 
 
 def test_hook_and_slicing_agree(bert, tokenizer):
@@ -178,7 +180,7 @@ def test_hook_and_slicing_agree(bert, tokenizer):
     ctx[ctx == tokenizer.mask_token_id] = 5
     pos = _positions(ctx, rng)
     a, b = hooked.marginals(ctx, pos), sliced.marginals(ctx, pos)
-    np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-9)
     valid = pos >= 0
     assert (a[valid][:, tokenizer.mask_token_id] == 0).all()     # the mask is never drawn
     np.testing.assert_allclose(a[valid].sum(axis=1), 1.0, rtol=1e-12)
