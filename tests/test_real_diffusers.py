@@ -353,3 +353,15 @@ def test_unet_in_training_mode_without_dropout_is_accepted(unet):
         denoiser(unet, scheduler=diffusers.DDPMScheduler())
     finally:
         unet.eval()
+
+
+def test_one_noiseless_step_runs_with_every_method():
+    # diffusers' "leading" spacing with one step visits t = 0 only, which adds no noise
+    scheduler = diffusers.DDPMScheduler(clip_sample=False)
+    sched = from_diffusers(scheduler, 1)
+    assert sched.n_steps == 1 and sched.c[0] == 0
+    model = denoiser(GaussianPredictor(scheduler, "epsilon"), shape=SHAPE, scheduler=scheduler)
+    first = [fastspec.sample(model, schedule=sched, n_samples=3, method=m, seed=0).samples
+             for m in ("sequential", "token", "block", "srs")]
+    for other in first[1:]:
+        np.testing.assert_array_equal(other, first[0])

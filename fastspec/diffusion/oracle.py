@@ -100,6 +100,9 @@ class DiffusionModel:
                 "schedule must be a fastspec.schedules.Schedule (e.g. "
                 f"fastspec.schedules.ve(...)), got {type(schedule).__name__}")
         last = None
+        if schedule.n_steps == 1 and schedule.c[0] == 0:
+            method = "sequential"      # one noiseless step: one denoiser call, whatever the method
+            options.pop("rule", None)
         if method != "sequential" and schedule.n_steps > 1 and schedule.c[-1] == 0:
             # A noiseless last step is a function of the state before it: run the
             # chain up to it, then one round of the denoiser (_LastStep).
