@@ -394,7 +394,9 @@ def ddpm(alphas_cumprod, n_steps=None):
     the estimate of ``x_0`` is never clipped to ``[-1, 1]`` (diffusers'
     ``clip_sample``) or thresholded: the chain uses the denoiser as it is.
     With every timestep and ``abar`` the cumulative product of :func:`vp`'s
-    betas, the coefficients equal :func:`vp`'s up to rounding.
+    betas, the coefficients equal :func:`vp`'s up to rounding. For the chain a
+    diffusers scheduler runs (its default ``"leading"`` spacing, clipping,
+    no noise on the last step), use :func:`from_diffusers`.
 
     Examples
     --------
