@@ -253,3 +253,41 @@ def test_template_errors(bert, kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         masked_lm(bert, **args)
+
+
+def _other_masked_lm(name):
+    torch.manual_seed(0)
+    v = 40
+    if name == "distilbert":
+        config = transformers.DistilBertConfig(
+            vocab_size=v, dim=16, n_layers=1, n_heads=2, hidden_dim=32,
+            max_position_embeddings=32, initializer_range=0.5)
+        return transformers.DistilBertForMaskedLM(config).eval()
+    if name == "roberta":
+        config = transformers.RobertaConfig(
+            vocab_size=v, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+            intermediate_size=32, max_position_embeddings=40, initializer_range=0.5)
+        return transformers.RobertaForMaskedLM(config).eval()
+    config = transformers.ModernBertConfig(
+        vocab_size=v, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=32, initializer_range=0.5, pad_token_id=0,
+        bos_token_id=1, eos_token_id=2, cls_token_id=1, sep_token_id=2, mask_token_id=3,
+        global_attn_every_n_layers=1, local_attention=16)
+    return transformers.ModernBertForMaskedLM(config).eval()
+
+
+@pytest.mark.parametrize("name", ["distilbert", "roberta", "modernbert"])
+def test_other_masked_lms_hook_slicing_and_dense_agree(name):
+    net = _other_masked_lm(name)
+    kw = dict(template=[1, 9, -1, -1, -1, -1, 2], mask_id=3, symbols=[5, 6, 7, 8], max_rows=3)
+    hooked = masked_lm(net, **kw)
+    sliced = masked_lm(lambda ids: net(ids).logits, **kw)
+    rng = np.random.default_rng(0)
+    ctx = _random_contexts(7, 4, 4, rng)
+    pos = _positions(ctx, rng)
+    a, b, dense = hooked.marginals(ctx, pos), sliced.marginals(ctx, pos), hooked.marginals(ctx)
+    np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-9)
+    rows = np.arange(7)[:, None].repeat(pos.shape[1], axis=1)
+    valid = pos >= 0
+    np.testing.assert_allclose(a[valid], dense[rows[valid], pos[valid]], rtol=2e-5, atol=1e-9)
+    assert np.ptp(a[valid], axis=1).max() > 0.1          # not uniform: the test can fail
