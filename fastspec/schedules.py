@@ -11,16 +11,19 @@ law of ``y_N``.
 
 Built-in chains: :func:`ve` (variance exploding, ancestral), :func:`vp`
 (DDPM ancestral), :func:`ddpm` (DDPM ancestral on a trained model's own
-timesteps) and :func:`sl` (stochastic localization, Euler-Maruyama).
+timesteps), :func:`from_diffusers` (a diffusers DDPM or DDIM scheduler's own
+chain), :func:`from_sigmas` (k-diffusion's ``sample_euler_ancestral`` on any
+sigmas) and :func:`sl` (stochastic localization, Euler-Maruyama).
 Any other chain can be given as a :class:`Schedule` built from arrays.
 """
 
+import copy
 import math
 import numbers
 
 import numpy as np
 
-__all__ = ["Schedule", "ve", "vp", "ddpm", "sl"]
+__all__ = ["Schedule", "ve", "vp", "ddpm", "from_diffusers", "from_sigmas", "sl"]
 
 
 def _as_float(name, value, *, positive=False, nonnegative=False):
@@ -71,8 +74,10 @@ class Schedule:
     Notes
     -----
     The object is frozen: its arrays are read-only. The speculative methods
-    (``"token"``, ``"block"``, ``"srs"``) need ``c_j > 0`` at every step (the
-    acceptance ratio divides by it); ``"sequential"`` accepts ``c_j = 0``.
+    (``"token"``, ``"block"``, ``"srs"``) need ``c_j > 0`` at every step but
+    the last (the acceptance ratio divides by it; a noiseless last step is a
+    function of the state before it and gets a round of its own);
+    ``"sequential"`` accepts ``c_j = 0`` anywhere.
 
     Examples
     --------
@@ -147,8 +152,14 @@ class Schedule:
         if bad.size:
             j = int(bad[0])
             raise ValueError(
-                f"c[{j}] (step {j}) is {self.c[j]}: the speculative methods need noise c_j > 0 "
-                "at every step (the acceptance ratio divides by it); use method='sequential'")
+                f"c[{j}] (step {j}) of {self.name} is {self.c[j]}: the speculative methods need "
+                "noise c_j > 0 at every step but the last (the acceptance ratio divides by it); "
+                "use method='sequential'")
+
+    def _head(self):
+        """This chain without its last step (for a noiseless last step; n_steps >= 2)."""
+        return Schedule(self.a[:-1], self.b[:-1], self.c[:-1], self.s[:-1], self.sigma[:-1],
+                        self.init_scale, name=self.name)
 
     def __repr__(self):
         return (f"Schedule(name={self.name!r}, n_steps={self.n_steps}, "
@@ -267,11 +278,20 @@ def vp(n_steps=1000, beta_min=0.1, beta_max=20.0):
                     name=f"vp(n_steps={n}, beta_min={lo:g}, beta_max={hi:g})")
 
 
-def _as_alphas_cumprod(alphas_cumprod):
+#: Zero terminal SNR (``alphas_cumprod[T-1] = 0``, pure noise) is written as this
+#: signal fraction in a chain: ``s = 1e-150``, ``sigma = 1e150``, finite in float64,
+#: and ``fastspec.torch.denoiser`` maps every sigma from ``ZERO_SNR_SIGMA`` up to
+#: timestep T-1, where its input ``z / sqrt(1 + sigma**2)`` is ``x_t`` to rounding.
+ZERO_SNR_ABAR = 1e-300
+ZERO_SNR_SIGMA = 1e100
+
+
+def _as_alphas_cumprod(alphas_cumprod, zero_last=False):
     """Checked float64 copy of a discrete-time model's ``alphas_cumprod`` (T,).
 
     Also used by :func:`fastspec.torch.denoiser`, so that a schedule and an
     adapter built from one table see the same noise levels to the last bit.
+    ``zero_last`` allows ``alphas_cumprod[T-1] = 0`` (zero terminal SNR).
     """
     if hasattr(alphas_cumprod, "detach") and hasattr(alphas_cumprod, "double"):
         # a torch tensor, possibly on a GPU or in half precision (duck-typed: no torch import)
@@ -283,13 +303,17 @@ def _as_alphas_cumprod(alphas_cumprod):
     if abar.ndim != 1 or abar.shape[0] < 1:
         raise ValueError(f"alphas_cumprod must be a non-empty 1-D array (T,), got shape "
                          f"{abar.shape}")
-    bad = np.flatnonzero(~np.isfinite(abar) | (abar <= 0) | (abar >= 1))
+    low = abar <= 0
+    if zero_last and abar.shape[0] > 1 and abar[-1] == 0:
+        low[-1] = False
+    bad = np.flatnonzero(~np.isfinite(abar) | low | (abar >= 1))
     if bad.size:
         t = int(bad[0])
         raise ValueError(
             f"alphas_cumprod[{t}] must be finite and in (0, 1), got {abar[t]}: it is the "
             "signal fraction of timestep t (1 would mean no noise, sigma = 0, where no "
-            "Gaussian step exists)")
+            "Gaussian step exists)" + ("; only the last one may be 0 (zero terminal SNR), "
+                                      "through schedules.from_diffusers" if abar[t] == 0 else ""))
     bad = np.flatnonzero(np.diff(abar) >= 0)
     if bad.size:
         t = int(bad[0])
@@ -370,7 +394,9 @@ def ddpm(alphas_cumprod, n_steps=None):
     the estimate of ``x_0`` is never clipped to ``[-1, 1]`` (diffusers'
     ``clip_sample``) or thresholded: the chain uses the denoiser as it is.
     With every timestep and ``abar`` the cumulative product of :func:`vp`'s
-    betas, the coefficients equal :func:`vp`'s up to rounding.
+    betas, the coefficients equal :func:`vp`'s up to rounding. For the chain a
+    diffusers scheduler runs (its default ``"leading"`` spacing, clipping,
+    no noise on the last step), use :func:`from_diffusers`.
 
     Examples
     --------
@@ -400,6 +426,229 @@ def ddpm(alphas_cumprod, n_steps=None):
     var[-1] = var[-2] if n > 1 else beta[-1]
     return Schedule(a, b, np.sqrt(var), np.sqrt(abar_t), np.sqrt((1.0 - abar_t) / abar_t), 1.0,
                     name=f"ddpm(T={n_train}, n_steps={n})")
+
+
+def _as_array(values, name):
+    if hasattr(values, "detach") and hasattr(values, "double"):
+        values = values.detach().double().cpu().numpy()      # a torch tensor (no torch import)
+    try:
+        arr = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a 1-D array of floats: {exc}") from None
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be a 1-D array, got shape {arr.shape}")
+    return arr
+
+
+def _scheduler_kind(scheduler):
+    names = [cls.__name__ for cls in type(scheduler).__mro__]
+    for kind in ("DDPMScheduler", "DDIMScheduler"):
+        if kind in names:
+            return kind
+    raise ValueError(f"scheduler must be a diffusers DDPMScheduler or DDIMScheduler, got "
+                     f"{type(scheduler).__name__}; for a sigma-based (k-diffusion style) "
+                     "sampler pass its sigmas to fastspec.schedules.from_sigmas")
+
+
+def from_diffusers(scheduler, n_steps, *, eta=None, use_clipped_model_output=False):
+    """The ancestral chain a diffusers ``DDPMScheduler`` or ``DDIMScheduler`` runs.
+
+    The timesteps are the scheduler's own: ``set_timesteps(n_steps)`` is
+    called on a copy (the scheduler passed in is not changed), so every
+    ``timestep_spacing`` (``"linspace"``, ``"leading"``, ``"trailing"``) and
+    ``steps_offset`` gives the timesteps diffusers visits. Step ``j`` goes
+    from ``t = timesteps[j]`` to the scheduler's previous timestep ``p``
+    (``abar_p = 1`` past the end, or DDIM's ``final_alpha_cumprod``), and
+    ``D`` is the x0 estimate (clipped or thresholded as the scheduler says,
+    which :func:`fastspec.torch.denoiser` does when given ``scheduler=``).
+
+    - DDPM (``DDPMScheduler.step``): the posterior mean
+      ``a = sqrt(abar_t / abar_p) (1 - abar_p) / (1 - abar_t)``,
+      ``b = sqrt(abar_p) (1 - abar_t / abar_p) / (1 - abar_t)``; noise only
+      at ``t > 0``, of variance ``max((1 - abar_p) / (1 - abar_t) beta, 1e-20)``
+      (``variance_type="fixed_small"`` or ``"fixed_small_log"``) or
+      ``beta = 1 - abar_t / abar_p`` (``"fixed_large"``).
+    - DDIM (``DDIMScheduler.step`` with ``eta``): ``std = eta sqrt(var)``,
+      ``var = (1 - abar_p) / (1 - abar_t) (1 - abar_t / abar_p)``,
+      ``k = sqrt(1 - abar_p - std**2)``; ``a = k / sqrt(1 - abar_t)``,
+      ``b = sqrt(abar_p) - k sqrt(abar_t / (1 - abar_t))``, ``c = std``.
+
+    ``y_0 ~ N(0, init_noise_sigma**2 I)``; the output ``y_N`` is the chain's
+    ``x_0``. The last step of both adds no noise (``c = 0``): it is a
+    function of the state before it, which the speculative methods handle
+    with one extra round (see :class:`fastspec.DiffusionModel`).
+
+    Parameters
+    ----------
+    scheduler : diffusers.DDPMScheduler or diffusers.DDIMScheduler
+    n_steps : int
+        ``num_inference_steps``, ``1 <= n_steps <= num_train_timesteps``.
+    eta : float, optional
+        DDIM only (required there): the noise weight of ``DDIMScheduler.step``,
+        ``> 0`` for a stochastic chain. ``eta = 0`` is deterministic given
+        ``y_0``: the schedule is returned, with ``c = 0`` at every step, for
+        ``method="sequential"`` only.
+    use_clipped_model_output : bool, default False
+        DDIM only, as in ``DDIMScheduler.step``. With ``clip_sample`` or
+        ``thresholding`` and False, diffusers mixes the clipped x0 with the
+        unclipped noise estimate, which is not one denoiser: refused.
+
+    Returns
+    -------
+    Schedule
+        ``sigma`` holds ``sqrt((1 - abar_t) / abar_t)`` of the visited
+        timesteps (``1e150`` at zero terminal SNR, ``abar_t = 0``, which
+        :func:`fastspec.torch.denoiser` maps to the last timestep).
+
+    Raises
+    ------
+    ValueError
+        Another scheduler class; ``n_steps`` out of range (the scheduler's
+        own message); ``variance_type`` ``"learned"``, ``"learned_range"``
+        (the network predicts the variance) or ``"fixed_large_log"``
+        (diffusers takes the square root of a log there); a DDIM without
+        ``eta`` or with ``eta < 0``, or with clipping and
+        ``use_clipped_model_output=False``; ``eta`` given to DDPM.
+
+    Examples
+    --------
+    >>> from diffusers import DDPMScheduler  # doctest: +SKIP
+    >>> sched = from_diffusers(DDPMScheduler(), 50)  # doctest: +SKIP
+    >>> sched.n_steps  # doctest: +SKIP
+    50
+    """
+    kind = _scheduler_kind(scheduler)
+    n = _as_steps(n_steps)
+    config = scheduler.config
+    run = copy.deepcopy(scheduler)
+    run.set_timesteps(n)
+    steps = np.asarray(run.timesteps.cpu().numpy() if hasattr(run.timesteps, "cpu")
+                       else run.timesteps, dtype=np.int64)
+    abar = _as_alphas_cumprod(scheduler.alphas_cumprod, zero_last=True)
+    clipping = bool(config.get("thresholding", False) or config.get("clip_sample", False))
+    if kind == "DDPMScheduler":
+        if eta is not None:
+            raise ValueError("eta is for DDIMScheduler; a DDPMScheduler's noise is set by its "
+                             "variance_type: drop eta")
+        prev = np.array([int(run.previous_timestep(int(t))) for t in steps])
+        abar_t = abar[steps]
+        abar_p = np.where(prev >= 0, abar[np.maximum(prev, 0)], 1.0)
+        beta = (abar_p - abar_t) / abar_p
+        a = np.sqrt(abar_t / abar_p) * (1.0 - abar_p) / (1.0 - abar_t)
+        b = np.sqrt(abar_p) * beta / (1.0 - abar_t)
+        variance = config.get("variance_type", "fixed_small")
+        if variance in ("fixed_small", "fixed_small_log"):
+            var = np.maximum((1.0 - abar_p) / (1.0 - abar_t) * beta, 1e-20)
+        elif variance == "fixed_large":
+            var = beta
+        else:
+            raise ValueError(f"variance_type = {variance!r} is not supported: 'learned' and "
+                             "'learned_range' take the variance from the network, and "
+                             "diffusers' 'fixed_large_log' takes the square root of a log; use "
+                             "'fixed_small' or 'fixed_large'")
+        c = np.where(steps > 0, np.sqrt(var), 0.0)
+        name = (f"from_diffusers(DDPMScheduler, n_steps={n}, "
+                f"{config.get('timestep_spacing')}, {variance})")
+    else:
+        if eta is None:
+            raise ValueError("a DDIMScheduler chain needs eta (the noise weight of its step): "
+                             "eta > 0 for a stochastic chain")
+        eta = _as_float("eta", eta, nonnegative=True)
+        if clipping and not use_clipped_model_output:
+            raise ValueError(
+                "this DDIMScheduler clips or thresholds x0 (clip_sample=True is its default) "
+                "but, with use_clipped_model_output=False, steps with the unclipped noise "
+                "estimate: two different estimates in one step, not one denoiser. Pass "
+                "use_clipped_model_output=True (and the same to DDIMScheduler.step), or make "
+                "the scheduler with clip_sample=False")
+        prev = steps - config["num_train_timesteps"] // n
+        final = 1.0 if config.get("set_alpha_to_one", True) else abar[0]
+        abar_t = abar[steps]
+        abar_p = np.where(prev >= 0, abar[np.maximum(prev, 0)], final)
+        var = (1.0 - abar_p) / (1.0 - abar_t) * (1.0 - abar_t / abar_p)
+        std = eta * np.sqrt(var)
+        k = np.sqrt(np.maximum(1.0 - abar_p - std ** 2, 0.0))
+        a = k / np.sqrt(1.0 - abar_t)
+        b = np.sqrt(abar_p) - k * np.sqrt(abar_t / (1.0 - abar_t))
+        c = std
+        name = (f"from_diffusers(DDIMScheduler, n_steps={n}, eta={eta:g}"
+                + (", deterministic: method='sequential' only)" if eta == 0 else ")"))
+    signal = np.where(abar_t > 0, abar_t, ZERO_SNR_ABAR)
+    init = float(getattr(scheduler, "init_noise_sigma", 1.0))
+    return Schedule(a, b, c, np.sqrt(signal), np.sqrt((1.0 - signal) / signal), init,
+                    name=name)
+
+
+def from_sigmas(sigmas, eta=1.0):
+    """k-diffusion's ``sample_euler_ancestral`` on the noise levels ``sigmas``.
+
+    Step ``i`` goes from ``sigma_i`` to ``sigma_{i+1}`` as k-diffusion's
+    ``get_ancestral_step`` and Euler step do: ``sigma_up = min(sigma_{i+1},
+    eta sigma_{i+1} sqrt(1 - sigma_{i+1}**2 / sigma_i**2))``,
+    ``sigma_down = sqrt(sigma_{i+1}**2 - sigma_up**2)``, then
+    ``y <- y + (y - D) / sigma_i (sigma_down - sigma_i) + sigma_up xi``, that
+    is ``a = sigma_down / sigma_i``, ``b = 1 - a``, ``c = sigma_up``
+    (``s = 1``, the denoiser asked at ``sigma_i``), with
+    ``y_0 ~ N(0, sigma_0**2 I)``. A step to ``sigma = 0`` returns the
+    denoiser's estimate and adds no noise (``a = 0``, ``b = 1``, ``c = 0``).
+    With ``eta = 1`` and geometric sigmas this is :func:`ve`.
+
+    Parameters
+    ----------
+    sigmas : array_like (N + 1,)
+        Strictly decreasing noise levels, all > 0 except possibly the last,
+        which may be 0 (k-diffusion's ``get_sigmas_karras``,
+        ``get_sigmas_exponential`` and the like append it). A list, NumPy
+        array or torch tensor.
+    eta : float, default 1
+        The ancestral noise weight (``0 < eta <= 1``; 0 is the deterministic
+        Euler sampler, ``method="sequential"`` only).
+
+    Returns
+    -------
+    Schedule
+        N steps; ``final_sigma`` is the last sigma (0 when the chain ends in
+        the denoiser's estimate). A noiseless last step (to 0) is handled by
+        the speculative methods with one extra round.
+
+    Raises
+    ------
+    ValueError
+        ``sigmas`` not 1-D of length >= 2, non-finite, negative, not
+        strictly decreasing, or 0 before the last entry; ``eta`` outside
+        ``[0, 1]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from fastspec.schedules import from_sigmas, ve
+    >>> geometric = 80.0 * (0.002 / 80.0) ** (np.arange(11) / 10)
+    >>> np.allclose(from_sigmas(geometric).a, ve(10, 80.0, 0.002).a)
+    True
+    """
+    sig = _as_array(sigmas, "sigmas")
+    eta = _as_float("eta", eta, nonnegative=True)
+    if eta > 1:
+        raise ValueError(f"eta must be in [0, 1], got {eta}")
+    if sig.shape[0] < 2:
+        raise ValueError(f"sigmas must hold at least 2 noise levels (one step), got "
+                         f"{sig.tolist()}")
+    bad = np.flatnonzero(~np.isfinite(sig) | (sig < 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"sigmas[{i}] must be finite and >= 0, got {sig[i]}")
+    bad = np.flatnonzero(np.diff(sig) >= 0)
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"sigmas must be strictly decreasing, got sigmas[{i}] = {sig[i]} and "
+                         f"sigmas[{i + 1}] = {sig[i + 1]}; if in increasing order, reverse them")
+    hi, lo = sig[:-1], sig[1:]
+    up = np.minimum(lo, eta * np.sqrt(lo ** 2 * (hi ** 2 - lo ** 2) / hi ** 2))
+    down = np.sqrt(lo ** 2 - up ** 2)
+    a = down / hi
+    return Schedule(a, 1.0 - a, up, np.ones(hi.shape[0]), hi, float(sig[0]), final_s=1.0,
+                    final_sigma=float(sig[-1]),
+                    name=f"from_sigmas({sig[0]:g}..{sig[-1]:g}, N={hi.shape[0]}, eta={eta:g})")
 
 
 def sl(n_steps=1000, t_max=10.0):

@@ -120,6 +120,8 @@ def test_masked_lm_oracle_is_the_table_conditional(table):
     module = TableMaskedLM(table, hf_output=False).eval()
     model = masked_lm(module, n=table.n, q=table.q, mask_id=MASK_ID, symbols=SYMBOLS,
                       max_rows=3)
+    assert [c[0][0] for c in module.calls] == [2, 1]     # the determinism probe
+    module.calls.clear()
     ctx = np.random.default_rng(0).integers(-1, table.q, size=(10, table.n))
     got = model.marginals(ctx)
     want = table.marginals(ctx)
@@ -140,9 +142,12 @@ def test_masked_lm_default_symbols_and_ids_written():
 
     model = masked_lm(module, n=3, q=2, mask_id=3)
     probs = model.marginals(np.array([[-1, 0, 1], [1, -1, -1]]))
-    np.testing.assert_array_equal(seen[0].numpy(), [[3, 0, 1], [1, 3, 3]])
-    assert seen[0].dtype == torch.long
-    np.testing.assert_array_equal(probs, np.full((2, 3, 2), 0.5))
+    assert len(seen) == 3      # the determinism probe, then the call
+    np.testing.assert_array_equal(seen[2].numpy(), [[3, 0, 1], [1, 3, 3]])
+    assert seen[2].dtype == torch.long
+    free = np.array([[True, False, False], [False, True, True]])
+    np.testing.assert_array_equal(probs[free], 0.5)     # pinned rows are left at zero
+    np.testing.assert_array_equal(probs[~free], 0.0)
 
 
 # -- masked LM: argument checks --------------------------------------------------------------------
@@ -171,16 +176,14 @@ def test_masked_lm_argument_errors(kwargs, match):
         masked_lm(_flat, **args)
 
 
-def test_masked_lm_errors_at_the_first_call():
-    model = masked_lm(_flat, n=4, q=3, mask_id=0, symbols=(1, 2, 12))
-    with pytest.raises(fastspec.OracleError, match=r"token ids < V = 9 .* got 12 \(symbol 2\)"):
-        fastspec.sample(model, n_samples=2, seed=0)
-    model = masked_lm(lambda ids: torch.zeros(ids.shape), n=4, q=3, mask_id=8)
-    with pytest.raises(fastspec.OracleError, match=r"logits of shape \(\d+, 4\).*\(K, n, V\)"):
-        fastspec.sample(model, n_samples=2, seed=0)
-    model = masked_lm(lambda ids: {"logits": 1}, n=4, q=3, mask_id=8)
+def test_masked_lm_errors_at_the_probe_call():
+    # the module is called once when the model is built, so these show up there
+    with pytest.raises(ValueError, match=r"token ids < V = 9 .* got 12 \(symbol 2\)"):
+        masked_lm(_flat, n=4, q=3, mask_id=0, symbols=(1, 2, 12))
+    with pytest.raises(fastspec.OracleError, match=r"logits of shape \(\d+, 4\).*\(K, L, V\)"):
+        masked_lm(lambda ids: torch.zeros(ids.shape), n=4, q=3, mask_id=8)
     with pytest.raises(fastspec.OracleError, match=r"returned dict; expected logits"):
-        fastspec.sample(model, n_samples=2, seed=0)
+        masked_lm(lambda ids: {"logits": 1}, n=4, q=3, mask_id=8)
 
 
 def test_training_mode_is_refused():
@@ -189,7 +192,7 @@ def test_training_mode_is_refused():
         masked_lm(net, n=4, q=3, mask_id=8)
     net.eval()
     net[0].train()
-    with pytest.raises(ValueError, match=r"sub-module '0' of module is in training mode"):
+    with pytest.raises(ValueError, match=r"sub-module '0' \(Dropout\) of module is in training mode"):
         denoiser(net, dim=2, prediction="x0")
 
 
@@ -200,7 +203,18 @@ def test_module_exceptions_pass_through():
     def module(ids):
         raise Boom("from the user's module")
 
-    model = masked_lm(module, n=4, q=3, mask_id=8)
+    with pytest.raises(Boom, match="from the user's module"):
+        masked_lm(module, n=4, q=3, mask_id=8)
+
+    calls = []
+
+    def later(ids):            # fails after the construction probe
+        calls.append(1)
+        if len(calls) > 2:
+            raise Boom("from the user's module")
+        return torch.zeros(ids.shape + (VOCAB,))
+
+    model = masked_lm(later, n=4, q=3, mask_id=8)
     with pytest.raises(Boom, match="from the user's module"):
         fastspec.sample(model, n_samples=2, seed=0)
 
@@ -317,6 +331,7 @@ def test_fractional_timesteps_keep_the_exact_law():
 def test_ddpm_chain_queries_only_trained_timesteps():
     module = ExactPredictor("eps").eval()
     model = denoiser(module, dim=3, prediction="eps", alphas_cumprod=ABAR)
+    module.timesteps.clear()                     # the construction probe
     fastspec.sample(model, schedule=schedules.ddpm(ABAR, n_steps=7), n_samples=2,
                     method="sequential", seed=0)
     seen = [float(t[0]) for t in module.timesteps]
@@ -361,6 +376,7 @@ def test_x0_from_eps_and_v_to_float_precision():
     for kind, answer in (("eps", eps), ("v", v)):
         module = Recorder(answer).eval()
         model = denoiser(module, dim=3, prediction=kind, alphas_cumprod=ABAR)
+        module.inputs.clear()                    # the construction probe
         got = model.denoise(z, sigma)
         # measured worst absolute error 1.8e-14 (z reaches |x| * 157 at t = 999)
         np.testing.assert_allclose(got, x0, rtol=0, atol=1e-12, err_msg=kind)
@@ -378,6 +394,7 @@ def test_sigma_to_t_at_fractional_points():
     sigma = np.exp((1 - w) * log_sigmas[i] + w * log_sigmas[i + 1])
     module = Recorder(np.zeros((200, 3))).eval()
     model = denoiser(module, dim=3, prediction="eps", alphas_cumprod=ABAR)
+    module.inputs.clear()
     model.denoise(np.ones((200, 3)), sigma)
     x_in, t_in, _ = module.inputs[0]
     # measured worst error 1.1e-13 timesteps
@@ -390,6 +407,7 @@ def test_x0_prediction_is_used_unchanged_and_chunked():
     answer = np.random.default_rng(2).normal(size=(7, 3))
     module = Recorder(answer).eval()
     model = denoiser(module, dim=3, prediction="x0", max_rows=3)
+    module.inputs.clear()
     z = np.arange(21.0).reshape(7, 3)
     sigma = np.linspace(0.1, 80.0, 7)
     got = model.denoise(z, sigma)
@@ -412,6 +430,7 @@ def test_module_dtype_decides_the_input_dtype():
             return types.SimpleNamespace(sample=x * self.scale)    # diffusers-style output
 
     model = denoiser(Half().eval(), dim=3, prediction="eps", alphas_cumprod=ABAR, device="cpu")
+    seen.clear()
     out = model.denoise(np.ones((2, 3)), np.full(2, 1.0))
     assert seen == [(torch.float32, torch.float32, "cpu")]
     assert out.dtype == np.float64
@@ -439,7 +458,7 @@ def test_sigma_outside_the_trained_range():
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(prediction="epsilon"), r"prediction must be one of 'x0', 'eps', 'v', got 'epsilon'"),
+    (dict(prediction="epsilon"), r"prediction must be one of .*'x0', 'eps', 'v'.*, got 'epsilon'"),
     (dict(prediction="eps"), r"prediction='eps' needs alphas_cumprod"),
     (dict(prediction="x0", alphas_cumprod=ABAR), r"drop alphas_cumprod"),
     (dict(prediction="v", alphas_cumprod=ABAR[::-1]), r"strictly decreasing"),
@@ -454,7 +473,76 @@ def test_denoiser_argument_errors(kwargs, match):
 
 
 def test_denoiser_output_shape_is_checked():
-    model = denoiser(lambda x, s: x[:, :2], dim=3, prediction="x0")
-    with pytest.raises(fastspec.OracleError, match=r"returned shape \(4, 2\) for 4 rows; "
-                                                   r"expected \(K, dim\) = \(4, 3\)"):
-        model.denoise(np.zeros((4, 3)), np.ones(4))
+    with pytest.raises(fastspec.OracleError, match=r"returned shape \(2, 2\) for inputs of "
+                                                   r"shape \(2, 3\); expected \(K, \*shape\)"):
+        denoiser(lambda x, s: x[:, :2], dim=3, prediction="x0")
+
+
+# -- shapes, wrappers and determinism (issue 17) ---------------------------------------------------
+
+def test_denoiser_on_images_of_any_shape():
+    shape = (2, 3, 4)
+
+    def data_gaussian(x, sigma):      # "x0" convention: data ~ N(0, I) in every entry
+        assert x.shape[1:] == shape
+        return (x / (1 + sigma.view(-1, 1, 1, 1) ** 2),)       # a return_dict=False tuple
+
+    model = denoiser(data_gaussian, shape=shape, prediction="x0")
+    assert model.shape == shape and model.dim == 24
+    res = fastspec.sample(model, schedule=schedules.ve(30, 20.0, 0.05), n_samples=2000,
+                          method="block", seed=0)
+    assert res.samples.shape == (2000,) + shape
+    # a linear denoiser makes the chain Gaussian: its variance, step by step
+    sched = schedules.ve(30, 20.0, 0.05)
+    var = sched.init_scale ** 2
+    for j in range(sched.n_steps):
+        var = (sched.a[j] + sched.b[j] / (sched.s[j] * (1 + sched.sigma[j] ** 2))) ** 2 * var \
+            + sched.c[j] ** 2
+    flat = res.samples.reshape(2000, -1)
+    flat = flat.ravel()                  # every entry is an independent draw of one law
+    assert stats.kstest(flat / np.sqrt(var), "norm").pvalue > PASS_P
+    assert stats.kstest(flat * 1.2 / np.sqrt(var), "norm").pvalue < FAIL_P   # negative
+
+
+def test_diffusion_model_shape_argument():
+    model = fastspec.DiffusionModel(lambda z, s: z, shape=(3, 2))
+    assert model.dim == 6 and repr(model) == "DiffusionModel(shape=(3, 2))"
+    assert fastspec.DiffusionModel(lambda z, s: z, dim=4).shape == (4,)
+    assert model.query(np.ones((2, 3, 2)), np.ones(2)).shape == (2, 3, 2)
+    for kwargs, match in [(dict(), r"give dim .* or shape"),
+                          (dict(shape=(3, 0)), r"shape must be a non-empty tuple of ints >= 1"),
+                          (dict(shape="abc"), r"shape must be a non-empty tuple"),
+                          (dict(dim=5, shape=(2, 2)), r"dim = 5 disagrees with shape")]:
+        with pytest.raises(ValueError, match=match):
+            fastspec.DiffusionModel(lambda z, s: z, **kwargs)
+    bad = fastspec.DiffusionModel(lambda z, s: z.reshape(len(z), -1), shape=(3, 2))
+    with pytest.raises(fastspec.OracleError, match=r"shape \(2, 6\), expected \(K, \*shape\)"):
+        bad.query(np.ones((2, 3, 2)), np.ones(2))
+
+
+def test_random_denoiser_is_refused_whatever_wraps_it():
+    class Net(torch.nn.Module):
+        def __init__(self, p):
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Dropout(p))
+
+        def forward(self, x, sigma):
+            return self.body(x)
+
+    net = Net(0.3).train()
+    with pytest.raises(ValueError, match=r"sub-module 'body.1' \(Dropout\) .* training mode"):
+        denoiser(net, dim=3, prediction="x0")
+    with pytest.raises(ValueError, match=r"different answers to the same input"):
+        denoiser(lambda x, s: net(x, s), dim=3, prediction="x0")
+    quiet = Net(0.0).train()
+    denoiser(quiet, dim=3, prediction="x0")                     # p = 0: accepted
+    denoiser(lambda x, s: quiet(x, s), dim=3, prediction="x0")
+
+
+def test_cuda_without_cuda_is_a_value_error():
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available here")
+    with pytest.raises(ValueError, match=r"device 'cuda' cannot be used here"):
+        denoiser(Recorder(np.zeros((2, 3))).eval(), dim=3, prediction="x0", device="cuda")
+    with pytest.raises(ValueError, match=r"device 'cuda' cannot be used here"):
+        masked_lm(_flat, n=4, q=3, mask_id=MASK_ID, device="cuda")
