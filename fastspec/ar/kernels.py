@@ -129,16 +129,24 @@ def fill_contexts(x, samples, t, orders, W, first_row, row_start, start, out):
             out[r, orders[s, t[a] + j]] = W[a, j]
 
 
+@kernel(inline="always")
+def column(dense, orders, s, o, base):
+    """Where order index ``o`` of sample ``s`` sits in an answer row whose positions start at
+    order index ``base``: the position itself (dense ``(K, n, q)`` answers) or ``o - base``
+    (answers to the positions protocol, ``(K, W, q)``)."""
+    return orders[s, o] if dense else o - base
+
+
 @kernel
-def _copy_window(probs, row, orders, s, first, length, out):
+def _copy_window(probs, row, orders, s, first, length, out, dense, base):
     for j in range(length):
-        b = orders[s, first + j]
+        c = column(dense, orders, s, first + j, base)
         for y in range(out.shape[1]):
-            out[j, y] = probs[row, b, y]
+            out[j, y] = probs[row, c, y]
 
 
 @twin
-def verify_rows(rule, probs, tol, start, stop, samples, t, k, first_row,
+def verify_rows(rule, dense, probs, tol, start, stop, samples, t, k, first_row,
                 row_start, orders, n_order, draft, W, q_at, u_stop, fstate, istate,
                 cand_target, cand_win, full_win, win_len, err):
     """Read the answer rows ``start .. stop - 1`` (of whichever slots they belong to), in order.
@@ -154,6 +162,10 @@ def verify_rows(rule, probs, tol, start, stop, samples, t, k, first_row,
     With the ``SRS`` rule the running sum is ``log prod rho`` (uncapped) and the
     candidate is row 0: its window, the marginals at the context itself from
     the block's first position on, seeds the residual proposals.
+
+    ``dense``: ``probs`` is ``(K, n, q)``; else ``(K, W, q)`` and row ``i`` of a
+    block answers order indices ``t + i, t + i + 1, ..`` (the positions protocol,
+    :meth:`fastspec.ar.sampler.ARSampler.request`).
     """
     slot_lo = np.searchsorted(row_start, start, side="right") - 1
     slot_hi = np.searchsorted(row_start, stop, side="left")
@@ -168,12 +180,13 @@ def verify_rows(rule, probs, tol, start, stop, samples, t, k, first_row,
             i = g - row_start[a] + first_row[a]
             if i < k[a]:
                 b = orders[s, t[a] + i]
-                total, code = check_marginal(probs[row, b], tol)
+                cb = b if dense else 0
+                total, code = check_marginal(probs[row, cb], tol)
                 if code != 0:
                     err[a, 0], err[a, 1], err[a, 2] = code, g, b
                     istate[a, DEAD] = 1
                     break
-                p_w = probs[row, b, W[a, i]] / total
+                p_w = probs[row, cb, W[a, i]] / total
                 rho = p_w / q_at[a, i]
                 candidate = False
                 if rule == BLOCK:
@@ -181,7 +194,7 @@ def verify_rows(rule, probs, tol, start, stop, samples, t, k, first_row,
                     pi = math.exp(log_pi)
                     residual = 0.0
                     for y in range(draft.shape[2]):
-                        d = pi * (probs[row, b, y] / total) - draft[s, b, y]
+                        d = pi * (probs[row, cb, y] / total) - draft[s, b, y]
                         if d > 0.0:
                             residual += d
                     candidate = u_stop[a, i] < stop_probability(residual, log_pi)
@@ -196,7 +209,7 @@ def verify_rows(rule, probs, tol, start, stop, samples, t, k, first_row,
                     istate[a, CAND_ROW] = g
                     fstate[a, CAND_LOGP] = fstate[a, LOGP]
                     for y in range(draft.shape[2]):
-                        cand_target[a, y] = probs[row, b, y] / total
+                        cand_target[a, y] = probs[row, cb, y] / total
                     if rule == TOKEN:
                         istate[a, DEAD] = 1       # rows after the first rejection are unused
                         continue
@@ -215,12 +228,13 @@ def verify_rows(rule, probs, tol, start, stop, samples, t, k, first_row,
                     istate[a, FULL_ROW] = g
                     first = t[a] + k[a]
                     _copy_window(probs, row, orders, s, first,
-                                 min(win_len[a], n_order[s] - first), full_win[a])
+                                 min(win_len[a], n_order[s] - first), full_win[a], dense, first)
         g = istate[a, CAND_ROW]
         if r0 <= g < r1:
             first = t[a] + istate[a, CAND] + (0 if rule == SRS else 1)
             _copy_window(probs, g - start, orders, s, first,
-                         min(win_len[a], n_order[s] - first), cand_win[a])
+                         min(win_len[a], n_order[s] - first), cand_win[a], dense,
+                         t[a] + istate[a, CAND])
 
 
 @twin

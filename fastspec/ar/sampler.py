@@ -189,25 +189,54 @@ class ARSampler(SamplerBase):
         kernels.draft_blocks(self.parallel, self.rng, r.samples, r.t, r.k, self.fresh,
                              self.orders, self.draft, r.W, r.q_at, r.u_stop, r.fstate, r.istate,
                              r.cand_target)
+        self._plan_positions(r)
         self._r = r
         return int(r.row_start[-1])
+
+    def _plan_positions(self, r):
+        """What each row of the round reads: order indices ``row_base .. + row_len - 1``.
+
+        Row ``i < k`` reads its block position and, should the block stop there,
+        the window after it (the next draft); row ``k`` reads the window after
+        the block. Counted per sample in ``log.positions`` (``n`` per row for a
+        dense oracle, which evaluates them all).
+        """
+        rows = int(r.row_start[-1])
+        slot = np.repeat(np.arange(r.samples.size), np.diff(r.row_start))
+        i = np.arange(rows) - r.row_start[slot] + r.first_row[slot]
+        base = r.t[slot] + i
+        end = np.minimum(base + r.win_len[slot] + (i < r.k[slot]),
+                         self.n_order[r.samples[slot]])
+        r.row_slot, r.row_base, r.row_len = slot, base, end - base
+        cost = r.row_len if self.model.positions else np.full(rows, self.model.n)
+        r.n_pos = np.bincount(slot, weights=cost, minlength=r.samples.size).astype(np.int64)
+        self.log.positions[r.samples] += r.n_pos
 
     def request(self, start, stop):
         r = self._r
         out = np.empty((stop - start, self.model.n), dtype=np.int64)
         kernels.fill_contexts(self.parallel, self.x, r.samples, r.t, self.orders, r.W,
                               r.first_row, r.row_start, start, out)
-        return out
+        if not self.model.positions:
+            return out
+        base, length = r.row_base[start:stop], r.row_len[start:stop]
+        width = max(1, int(length.max(initial=0)))
+        idx = base[:, None] + np.arange(width)
+        order = self.orders[r.samples[r.row_slot[start:stop]]]
+        positions = np.take_along_axis(order, np.minimum(idx, self.model.n - 1), axis=1)
+        positions[np.arange(width) >= length[:, None]] = -1
+        return out, positions
 
     def consume(self, answer, start, stop, where):
         probs, tol = answer
         r = self._r
         self._tol = max(self._tol, tol)
         self._where = where.split(",")[0]
-        kernels.verify_rows(self.parallel, self.rule, probs, tol, start, stop, r.samples, r.t, r.k, r.first_row, r.row_start, self.orders,
+        kernels.verify_rows(self.parallel, self.rule, not self.model.positions, probs, tol, start,
+                            stop, r.samples, r.t, r.k, r.first_row, r.row_start, self.orders,
                             self.n_order, self.draft, r.W, r.q_at, r.u_stop, r.fstate, r.istate,
                             r.cand_target, r.cand_win, r.full_win, r.win_len, r.err)
-        self._raise_if_invalid(where, start, lambda a, g, b: probs[g - start, b])
+        self._raise_if_invalid(where, start, lambda a, g, b: probs[g - start, self._column(g, b)])
 
     def finish(self):
         r = self._r
@@ -222,12 +251,28 @@ class ARSampler(SamplerBase):
         self._raise_if_invalid(self._where, None, self._window_values)
         self._settled(r, tau)
 
+    def row_bytes(self):
+        """A row's context and its answer (counted as float64; the positions protocol answers
+        only the round's widest row, the window after a block position)."""
+        r, n, q = self._r, self.model.n, self.model.q
+        width = int(r.row_len.max(initial=1)) if self.model.positions and r is not None else n
+        return 8 * (n + width * q + width)
+
     def result(self, stats):
         from .._result import SampleResult
         return SampleResult(samples=self.x, stats=stats, orders=self.orders,
                             log_prob=self.log_prob)
 
     # -- errors ------------------------------------------------------------------------------
+    def _column(self, g, b):
+        """Where position ``b`` sits in the answer to round row ``g``."""
+        if not self.model.positions:
+            return b
+        r = self._r
+        s = r.samples[r.row_slot[g]]
+        base = r.row_base[g]
+        return int(np.flatnonzero(self.orders[s, base:base + r.row_len[g]] == b)[0])
+
     def _window_values(self, a, g, b):
         r = self._r
         full = g == r.istate[a, FULL_ROW]
