@@ -186,7 +186,9 @@ class SrsSampler:
     def _resolve(self, wave):
         """Test finished proposals; settle samples whose first open proposal was kept."""
         jobs = wave.jobs
-        newly = np.flatnonzero((jobs.progress_done()) & (wave.decision < 0))
+        # (Proposals of a sample already settled were abandoned: never tested.)
+        open_job = np.repeat(wave.open, wave.par)
+        newly = np.flatnonzero(jobs.progress_done() & (wave.decision < 0) & open_job)
         if newly.size:
             u = np.empty(newly.size)
             draw_uniforms(wave.rng, newly, u)

@@ -11,7 +11,10 @@ Conventions for one block of sample ``s`` at progress ``t`` (positions
 ``i < k``; draft ``W_i ~ q_i = draft[s, b_i]``; context ``C_i`` = the current
 context ``x[s]`` with ``W_0 .. W_{i-1}`` pinned (``C_0 = x[s]``), whose marginals
 give the target ``p_i`` at ``b_i`` and, for the last row ``C_k``, the next
-block's draft. Row ``i = 0`` is not asked when the draft is fresh (it would
+block's draft. The draft marginals are kept by order index, not position: sample
+``s``'s draft for order index ``o`` is ``draft[s, o % C]`` (a ring of ``C`` rows,
+at least the longest block or window in flight), so a sample holds ``O(C q)``,
+not ``O(n q)``. Row ``i = 0`` is not asked when the draft is fresh (it would
 return the draft itself), nor row ``k`` when the block ends the sequence.
 """
 
@@ -103,16 +106,15 @@ def draft_blocks(rng, samples, t, k, fresh, orders, draft, W, q_at, u_stop,
     for a in prange(samples.shape[0]):
         s = samples[a]
         for i in range(k[a]):
-            b = orders[s, t[a] + i]
-            w = draw_categorical(draft[s, b], next_double(rng, s))
+            o = (t[a] + i) % draft.shape[1]
+            w = draw_categorical(draft[s, o], next_double(rng, s))
             W[a, i] = w
-            q_at[a, i] = draft[s, b, w]
+            q_at[a, i] = draft[s, o, w]
         for i in range(k[a] + 1):
             u_stop[a, i] = next_double(rng, s)
         reset_slot(fstate, istate, a)
         if fresh[s] and k[a] > 0:
-            b = orders[s, t[a]]
-            cand_target[a, :] = draft[s, b, :]
+            cand_target[a, :] = draft[s, t[a] % draft.shape[1], :]
             fstate[a, LOGP] = math.log(q_at[a, 0])
 
 
@@ -193,8 +195,9 @@ def verify_rows(rule, dense, probs, tol, start, stop, samples, t, k, first_row,
                     log_pi = fstate[a, LOG_PI]
                     pi = math.exp(log_pi)
                     residual = 0.0
+                    o = (t[a] + i) % draft.shape[1]
                     for y in range(draft.shape[2]):
-                        d = pi * (probs[row, cb, y] / total) - draft[s, b, y]
+                        d = pi * (probs[row, cb, y] / total) - draft[s, o, y]
                         if d > 0.0:
                             residual += d
                     candidate = u_stop[a, i] < stop_probability(residual, log_pi)
@@ -271,11 +274,12 @@ def settle_blocks(rng, rule, samples, t, k, orders, n_free, n_order, x, draft, f
             x[s, orders[s, t[a] + i]] = W[a, i]
         if tau < kk:
             b = orders[s, t[a] + tau]
+            o = (t[a] + tau) % draft.shape[1]
             scale = math.exp(fstate[a, CAND_LOG_PI]) if rule == BLOCK else 1.0
             weights = np.empty(q)
             total = 0.0
             for y in range(q):
-                d = scale * cand_target[a, y] - draft[s, b, y]
+                d = scale * cand_target[a, y] - draft[s, o, y]
                 weights[y] = d if d > 0.0 else 0.0
                 total += weights[y]
             if total <= TINY:                     # that branch has ~0 probability
@@ -310,14 +314,15 @@ def settle_blocks(rng, rule, samples, t, k, orders, n_free, n_order, x, draft, f
             if code != 0:
                 err[a, 0], err[a, 1], err[a, 2] = code, window_row, orders[s, new_t + j]
                 break
-            b = orders[s, new_t + j]
+            o = (new_t + j) % draft.shape[1]
             for y in range(q):
-                draft[s, b, y] = window[j, y] / total
+                draft[s, o, y] = window[j, y] / total
         if fresh[s] and remaining == 1 and n_order[s] == n_free[s] and err[a, 0] == 0:
             b = orders[s, new_t]
-            y = draw_categorical(draft[s, b], next_double(rng, s))
+            o = new_t % draft.shape[1]
+            y = draw_categorical(draft[s, o], next_double(rng, s))
             x[s, b] = y
-            log_prob[s] += math.log(draft[s, b, y])
+            log_prob[s] += math.log(draft[s, o, y])
             progress[s] = new_t + 1
 
 

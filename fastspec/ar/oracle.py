@@ -178,7 +178,9 @@ class ARModel:
         Returns
         -------
         probs : ndarray of float64, shape (K, n, q)
-            Renormalised marginals (pinned positions as returned).
+            Renormalised marginals (pinned positions as returned; with the
+            positions protocol, which asks for free positions only, the point
+            mass at the pinned symbol).
 
         Raises
         ------
@@ -197,6 +199,8 @@ class ARModel:
             probs = np.zeros(contexts.shape + (self.q,), dtype=part.dtype)
             r, j = np.nonzero(pos >= 0)
             probs[r, pos[r, j]] = part[r, j]
+            r, i = np.nonzero(~free)           # pinned: the point mass at the pinned symbol
+            probs[r, i, contexts[r, i]] = 1.0
         else:
             probs, tol = self._call(contexts, CallCounter(), "query")
         position = np.full(contexts.shape[0], -1, dtype=np.int64)

@@ -116,7 +116,7 @@ class ARSampler(SamplerBase):
         sizer.k[:] = np.maximum(1, np.ceil(np.sqrt(n_free))).astype(np.int64)
         self._setup(model, streams.states, method, rule, sizer, parallel,
                     x=np.broadcast_to(given, (S, n)).copy(), orders=orders, n_free=n_free,
-                    draft=np.zeros((S, n, q)), fresh=np.zeros(S, dtype=np.bool_),
+                    draft=np.zeros((S, 1, q)), fresh=np.zeros(S, dtype=np.bool_),
                     has_draft=np.zeros(S, dtype=np.bool_))
 
     @classmethod
@@ -125,13 +125,13 @@ class ARSampler(SamplerBase):
         """Block-method samplers of sub-problems (srs residual proposals).
 
         Job ``j`` draws positions ``orders[j, :n_free[j]]`` of the context
-        ``x[j]``, starting from the fresh marginals ``draft[j]`` at those
-        positions, with PCG64 states ``rng[j]``, its first block ``first_block[j]``
+        ``x[j]``, starting from the fresh marginals ``draft[j, i]`` of order index
+        ``i`` (the ring of :mod:`fastspec.ar.kernels`), with PCG64 states ``rng[j]``, its first block ``first_block[j]``
         long (srs measured: the whole block, 39.7 rounds per sample on a
         MarkovChain e^2 n=1024 against 67.0 starting at its square root, 3 seeds).
         If its order goes on (``n_order[j] > n_free[j]``), its last round also asks
         for the marginals at its final context, installed in ``draft[j]`` at the
-        next ``tail_len[j]`` positions of its order.
+        next ``tail_len[j]`` order indices of its ring.
         """
         self = cls.__new__(cls)
         J = x.shape[0]
@@ -175,6 +175,7 @@ class ARSampler(SamplerBase):
         A, q = r.samples.size, self.model.q
         if A == 0:
             return 0
+        self.ensure_ring(max(k_max, w_max))
         r.W = np.empty((A, k_max), dtype=np.int64)
         r.q_at = np.empty((A, k_max))
         r.u_stop = np.empty((A, k_max + 1))
@@ -192,6 +193,17 @@ class ARSampler(SamplerBase):
         self._plan_positions(r)
         self._r = r
         return int(r.row_start[-1])
+
+    def ensure_ring(self, length):
+        """Grow the draft ring (``draft[s, o % C]``) to hold ``length`` order indices from
+        each sample's progress on, keeping what it holds there."""
+        S, C, q = self.draft.shape
+        if length <= C:
+            return
+        o = self.progress_t[:, None] + np.arange(C)
+        ring = np.zeros((S, length, q))
+        ring[np.arange(S)[:, None], o % length] = self.draft[np.arange(S)[:, None], o % C]
+        self.draft = ring
 
     def _plan_positions(self, r):
         """What each row of the round reads: order indices ``row_base .. + row_len - 1``.
