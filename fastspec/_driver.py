@@ -24,7 +24,7 @@ from ._result import SampleResult, SampleStats
 #: rows of a call are as many as keep its answer, plus what the engine holds
 #: per row of the call (diffusion: the request, draft states and noises), under
 #: this many bytes, counting answers as float64. At least one row per call.
-MEMORY_BUDGET = 256 * 2**20
+MEMORY_BUDGET = 64 * 2**20
 
 
 def rows_per_call(max_rows, sampler, rows):
@@ -254,10 +254,12 @@ def run_rounds(model, sampler, method, *, max_rows=None, progress=None):
             progress.close()
     log = sampler.log
     block_sizes, accepted = log.blocks()
+    dense = getattr(sampler, "dense_positions", None)     # AR without the positions protocol
+    positions = log.positions if dense is None else log.rows * dense
     stats = SampleStats(
         method=method, rounds=rounds, contexts=int(log.rows.sum()),
         rounds_per_sample=log.rounds, rows_per_sample=log.rows,
-        positions=int(log.positions.sum()), positions_per_sample=log.positions,
+        positions=int(positions.sum()), positions_per_sample=positions,
         block_sizes=block_sizes, accepted=accepted, n_steps=int(sampler.n_steps),
         wall_seconds=time.perf_counter() - t_start, oracle_seconds=counter.seconds,
         oracle_calls=counter.calls)

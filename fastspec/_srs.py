@@ -124,6 +124,10 @@ class SrsSampler:
             self.log.rounds[np.unique(np.concatenate(busy))] += 1
         return total
 
+    @property
+    def dense_positions(self):
+        return getattr(self.outer, "dense_positions", None)
+
     def row_bytes(self):
         return max(src.row_bytes() for src, _, _ in self.sources)
 

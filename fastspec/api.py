@@ -89,7 +89,7 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=No
         each verified as it arrives and then dropped, so the memory a round
         holds is one call's rows plus a few numbers (AR: a few windows of
         marginals; diffusion: ``O(d)``) per sample. ``"auto"``: as many rows as
-        keep one call within ``fastspec._driver.MEMORY_BUDGET`` (256 MiB, float64
+        keep one call within ``fastspec._driver.MEMORY_BUDGET`` (64 MiB, float64
         answers; diffusion counts the request and the draft states too).
         ``None``: one call per round, however large. The samples do not
         depend on it.

@@ -72,3 +72,32 @@ def test_query_with_positions_matches_dense():
                               positions=True).query(ctx)
     free = ctx < 0
     np.testing.assert_array_equal(dense[free], sparse[free])
+
+
+def test_reference_models_answer_positions_with_their_dense_numbers():
+    from fastspec.models import CurieWeiss, MixtureOfProducts, NeuralAR, TableModel
+    rng = np.random.default_rng(1)
+    exact = [CurieWeiss(16), MixtureOfProducts.random(10, q=3), TableModel.from_model(
+        CurieWeiss(6))]
+    for model in exact + [NeuralAR(10, q=3, hidden=16, layers=1)]:
+        assert model.positions
+        n, q = model.n, model.q
+        ctx = np.where(rng.random((6, n)) < 0.4, rng.integers(0, q, (6, n)), -1)
+        ctx[0] = -1
+        pos = np.full((6, 3), -1)
+        for r in range(6):
+            free = np.flatnonzero(ctx[r] < 0)
+            pick = rng.permutation(free)[:3]
+            pos[r, :pick.size] = pick
+        part, dense = model.marginals(ctx, pos), model.marginals(ctx)
+        r, j = np.nonzero(pos >= 0)
+        if model in exact:
+            np.testing.assert_array_equal(part[r, j], dense[r, pos[r, j]])
+        else:                        # float32 matrix products on other shapes
+            np.testing.assert_allclose(part[r, j], dense[r, pos[r, j]], rtol=1e-5, atol=1e-7)
+    for model in exact:
+        plain = fastspec.ARModel(lambda c, m=model: m.marginals(c), n=model.n, q=model.q)
+        a = fastspec.sample(plain, n_samples=3, method="block", seed=5)
+        b = fastspec.sample(model, n_samples=3, method="block", seed=5)
+        np.testing.assert_array_equal(a.samples, b.samples)
+        assert b.stats.positions < a.stats.positions or model.n <= 6

@@ -190,7 +190,8 @@ class ARSampler(SamplerBase):
         kernels.draft_blocks(self.parallel, self.rng, r.samples, r.t, r.k, self.fresh,
                              self.orders, self.draft, r.W, r.q_at, r.u_stop, r.fstate, r.istate,
                              r.cand_target)
-        self._plan_positions(r)
+        if self.model.positions:
+            self._plan_positions(r)
         self._r = r
         return int(r.row_start[-1])
 
@@ -210,8 +211,8 @@ class ARSampler(SamplerBase):
 
         Row ``i < k`` reads its block position and, should the block stop there,
         the window after it (the next draft); row ``k`` reads the window after
-        the block. Counted per sample in ``log.positions`` (``n`` per row for a
-        dense oracle, which evaluates them all).
+        the block. Counted per sample in ``log.positions`` (a dense oracle's rows
+        count ``n`` each: :attr:`dense_positions`).
         """
         rows = int(r.row_start[-1])
         slot = np.repeat(np.arange(r.samples.size), np.diff(r.row_start))
@@ -220,9 +221,15 @@ class ARSampler(SamplerBase):
         end = np.minimum(base + r.win_len[slot] + (i < r.k[slot]),
                          self.n_order[r.samples[slot]])
         r.row_slot, r.row_base, r.row_len = slot, base, end - base
-        cost = r.row_len if self.model.positions else np.full(rows, self.model.n)
-        r.n_pos = np.bincount(slot, weights=cost, minlength=r.samples.size).astype(np.int64)
+        r.n_pos = np.bincount(slot, weights=r.row_len,
+                              minlength=r.samples.size).astype(np.int64)
         self.log.positions[r.samples] += r.n_pos
+
+    @property
+    def dense_positions(self):
+        """Positions a row costs when the oracle answers all of them (None: counted in
+        ``log.positions``, the positions protocol)."""
+        return None if self.model.positions else self.model.n
 
     def request(self, start, stop):
         r = self._r
