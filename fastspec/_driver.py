@@ -24,6 +24,9 @@ from ._result import SampleResult, SampleStats
 #: rows of a call are as many as keep its answer, plus what the engine holds
 #: per row of the call (diffusion: the request, draft states and noises), under
 #: this many bytes, counting answers as float64. At least one row per call.
+#: 256 MiB left a diffusion round of 2000 samples at d = 64 (ve(1000), block) at
+#: 278 MiB above the interpreter, 64 MiB at 86 MiB against sequential's 11 MiB
+#: (docs/BENCHMARKS.md, memory of a round).
 MEMORY_BUDGET = 64 * 2**20
 
 

@@ -80,3 +80,23 @@ def test_samples_do_not_depend_on_max_rows():
         one = fastspec.sample(model, n_samples=1, method=method, schedule=sched, seed=2,
                               max_rows=2).samples
         np.testing.assert_array_equal(one[0], ref[0])
+
+
+def test_auto_keeps_each_call_under_the_budget(monkeypatch):
+    import fastspec._driver as driver
+    d = 32
+    monkeypatch.setattr(driver, "MEMORY_BUDGET", 10 * (32 * d + 16))    # 10 diffusion rows
+    sizes = []
+
+    def denoise(z, sigma):
+        sizes.append(z.shape[0])
+        return z / (1.0 + sigma[:, None] ** 2)
+    model = fastspec.DiffusionModel(denoise, dim=d)
+    sched = schedules.ve(50, 20.0, 0.05)
+    auto = fastspec.sample(model, n_samples=8, method="block", schedule=sched, seed=1)
+    assert max(sizes) <= 10 and auto.stats.oracle_calls > auto.stats.rounds
+    sizes.clear()
+    whole = fastspec.sample(model, n_samples=8, method="block", schedule=sched, seed=1,
+                            max_rows=None)
+    assert max(sizes) > 10 and whole.stats.oracle_calls == whole.stats.rounds
+    np.testing.assert_array_equal(auto.samples, whole.samples)
