@@ -85,3 +85,22 @@ class Memory:
     def track_peak_over_largest_answer(self, max_rows):
         return self.row["peak_over_largest_answer"]
     track_peak_over_largest_answer.unit = "x the largest answer"
+
+
+class RoundMemory:
+    """Peak RSS above the interpreter, diffusion with ``ve(1000)`` at default settings (issue 18).
+
+    2000 samples at d = 64, each method in a fresh interpreter (fastspec.bench.memory).
+    """
+    params = (["block", "sequential"],)
+    param_names = ["method"]
+    timeout = 900
+
+    def setup(self, method):
+        from fastspec.bench.memory import measure_case
+        self.row = measure_case(dict(kind="diffusion", d=64, steps=1000, n_samples=2000,
+                                     method=method))
+
+    def track_peak_above_interpreter_mib(self, method):
+        return self.row["peak_above_mib"]
+    track_peak_above_interpreter_mib.unit = "MiB"

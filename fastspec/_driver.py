@@ -20,6 +20,24 @@ import numpy as np
 from ._errors import OracleError
 from ._result import SampleResult, SampleStats
 
+#: What ``max_rows="auto"`` (the default) allows one oracle call to cost: the
+#: rows of a call are as many as keep its answer, plus what the engine holds
+#: per row of the call (diffusion: the request, draft states and noises), under
+#: this many bytes, counting answers as float64. At least one row per call.
+#: 256 MiB left a diffusion round of 2000 samples at d = 64 (ve(1000), block) at
+#: 278 MiB above the interpreter, 64 MiB at 86 MiB against sequential's 11 MiB
+#: (docs/BENCHMARKS.md, memory of a round).
+MEMORY_BUDGET = 64 * 2**20
+
+
+def rows_per_call(max_rows, sampler, rows):
+    """The rows of each oracle call this round (``max_rows``: None, "auto" or an int)."""
+    if max_rows is None:
+        return rows
+    if max_rows == "auto":
+        return max(1, min(rows, MEMORY_BUDGET // max(1, sampler.row_bytes())))
+    return max_rows
+
 
 class BatchSampler(Protocol):
     """One call's samplers; what :func:`run_rounds` drives."""
@@ -50,6 +68,9 @@ class BatchSampler(Protocol):
 
     def progress(self) -> tuple:
         """``(steps done over all samples, steps in all)``."""
+
+    def row_bytes(self) -> int:
+        """Bytes one row of this round costs while its call is out (``max_rows="auto"``)."""
 
     def result(self, stats: SampleStats) -> SampleResult:
         """The samples, once :meth:`plan` returned 0."""
@@ -153,6 +174,7 @@ class RoundLog:
 
     rounds: np.ndarray
     rows: np.ndarray
+    positions: np.ndarray
     block_samples: list = field(default_factory=list)
     block_sizes: list = field(default_factory=list)
     accepted: list = field(default_factory=list)
@@ -161,7 +183,7 @@ class RoundLog:
 
     @classmethod
     def empty(cls, n_samples):
-        return cls(np.zeros(n_samples, dtype=np.int64), np.zeros(n_samples, dtype=np.int64))
+        return cls(*(np.zeros(n_samples, dtype=np.int64) for _ in range(3)))
 
     def add_blocks(self, samples, k, accepted):
         self.block_samples.append(samples)
@@ -209,7 +231,7 @@ def run_rounds(model, sampler, method, *, max_rows=None, progress=None):
                 sampler.finish()               # blocks settled without an oracle row
                 continue
             idle = 0
-            step = rows if max_rows is None else max_rows
+            step = rows_per_call(max_rows, sampler, rows)
             for start in range(0, rows, step):
                 stop = min(rows, start + step)
                 where = (f"round {rounds}" if stop - start == rows else
@@ -235,9 +257,12 @@ def run_rounds(model, sampler, method, *, max_rows=None, progress=None):
             progress.close()
     log = sampler.log
     block_sizes, accepted = log.blocks()
+    dense = getattr(sampler, "dense_positions", None)     # AR without the positions protocol
+    positions = log.positions if dense is None else log.rows * dense
     stats = SampleStats(
         method=method, rounds=rounds, contexts=int(log.rows.sum()),
         rounds_per_sample=log.rounds, rows_per_sample=log.rows,
+        positions=int(positions.sum()), positions_per_sample=positions,
         block_sizes=block_sizes, accepted=accepted, n_steps=int(sampler.n_steps),
         wall_seconds=time.perf_counter() - t_start, oracle_seconds=counter.seconds,
         oracle_calls=counter.calls)

@@ -34,6 +34,12 @@ class SampleStats:
     oracle_calls : int
         Calls of the user's oracle: ``rounds`` unless ``max_rows`` split a
         round's rows into several calls.
+    positions : int
+        AR: the (row, position) marginals the oracle was asked for, ``n`` per
+        row for a dense oracle, the listed positions with the positions
+        protocol (:class:`fastspec.ARModel`); 0 for diffusion.
+    positions_per_sample : ndarray of int64, shape (n_samples,)
+        The same, per sample.
     """
 
     method: str
@@ -47,6 +53,8 @@ class SampleStats:
     wall_seconds: float = 0.0
     oracle_seconds: float = 0.0
     oracle_calls: int = 0
+    positions: int = 0
+    positions_per_sample: np.ndarray = field(default=None, repr=False)
 
     @property
     def rows(self):

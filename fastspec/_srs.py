@@ -60,6 +60,14 @@ def _octave(k):
     return np.minimum(np.floor(np.log2(np.maximum(k, 1))).astype(np.int64) + 1, 63)
 
 
+def _padded(arrays):
+    """AR positions (K, W) of several sources padded with -1 to one width; others as given."""
+    width = max(a.shape[1] for a in arrays) if arrays[0].ndim == 2 else None
+    if width is None or arrays[0].dtype != np.int64 or all(a.shape[1] == width for a in arrays):
+        return arrays
+    return [np.pad(a, ((0, 0), (0, width - a.shape[1])), constant_values=-1) for a in arrays]
+
+
 class Wave:
     """The proposals of the samples whose blocks were rejected in one round."""
 
@@ -107,12 +115,21 @@ class SrsSampler:
                 r = wave.jobs._r
                 parents = wave.job_parent[r.samples]
                 np.add.at(self.log.rows, parents, np.diff(r.row_start))
+                if hasattr(r, "n_pos"):      # AR: the positions its rows asked for
+                    np.add.at(self.log.positions, parents, r.n_pos)
                 busy.append(parents)
                 self.sources.append((wave.jobs, total, total + rows))
                 total += rows
         if busy:   # a waiting sample has no row of its own: count its round once, via its jobs
             self.log.rounds[np.unique(np.concatenate(busy))] += 1
         return total
+
+    @property
+    def dense_positions(self):
+        return getattr(self.outer, "dense_positions", None)
+
+    def row_bytes(self):
+        return max(src.row_bytes() for src, _, _ in self.sources)
 
     def _pieces(self, start, stop):
         for source, lo, hi in self.sources:
@@ -123,7 +140,7 @@ class SrsSampler:
     def request(self, start, stop):
         parts = [src.request(a, b) for src, a, b, _, _ in self._pieces(start, stop)]
         if isinstance(parts[0], tuple):
-            return tuple(np.concatenate(p) for p in zip(*parts))
+            return tuple(np.concatenate(_padded(p)) for p in zip(*parts))
         return np.concatenate(parts)
 
     def consume(self, answer, start, stop, where):
@@ -173,7 +190,9 @@ class SrsSampler:
     def _resolve(self, wave):
         """Test finished proposals; settle samples whose first open proposal was kept."""
         jobs = wave.jobs
-        newly = np.flatnonzero((jobs.progress_done()) & (wave.decision < 0))
+        # (Proposals of a sample already settled were abandoned: never tested.)
+        open_job = np.repeat(wave.open, wave.par)
+        newly = np.flatnonzero(jobs.progress_done() & (wave.decision < 0) & open_job)
         if newly.size:
             u = np.empty(newly.size)
             draw_uniforms(wave.rng, newly, u)

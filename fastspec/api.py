@@ -28,11 +28,14 @@ def check_n_samples(n_samples):
 
 
 def check_max_rows(max_rows):
-    return check_count("max_rows", max_rows, " (rows per oracle call)", allow_none=True)
+    if isinstance(max_rows, str) and max_rows == "auto":
+        return max_rows
+    return check_count("max_rows", max_rows, ' (rows per oracle call) or "auto"',
+                       allow_none=True)
 
 
 def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=None,
-           block_size="auto", row_cost=None, schedule=None, max_rows=None, progress=False):
+           block_size="auto", row_cost=None, schedule=None, max_rows="auto", progress=False):
     """Draw exact samples from ``model`` with few sequential oracle rounds.
 
     Parameters
@@ -82,10 +85,16 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=No
     schedule : Schedule, optional
         Diffusion only: the Gaussian chain to run
         (default ``fastspec.schedules.ve(1000, 80.0, 0.002)``).
-    max_rows : None or int, default None
+    max_rows : "auto", None or int, default "auto"
         At most this many rows per oracle call: a round with more rows is sent
-        as several calls (still one round; ``stats.oracle_calls`` counts them).
-        Bounds the memory of one answer. ``None``: one call per round.
+        as several calls (still one round; ``stats.oracle_calls`` counts them),
+        each verified as it arrives and then dropped, so the memory a round
+        holds is one call's rows plus a few numbers (AR: a few windows of
+        marginals; diffusion: ``O(d)``) per sample. ``"auto"``: as many rows as
+        keep one call within ``fastspec._driver.MEMORY_BUDGET`` (64 MiB, float64
+        answers; diffusion counts the request and the draft states too).
+        ``None``: one call per round, however large. The samples do not
+        depend on it.
     progress : bool, default False
         Show a progress bar on stderr (tqdm), updated once per round.
 
@@ -121,7 +130,7 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=No
 
 
 def _sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=None,
-            block_size="auto", row_cost=None, schedule=None, max_rows=None, progress=False,
+            block_size="auto", row_cost=None, schedule=None, max_rows="auto", progress=False,
             _rule=None, _parallel=None, _sample_offset=0):
     """:func:`sample` with the hooks tests and :mod:`fastspec.distributed` need.
 

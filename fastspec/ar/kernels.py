@@ -11,7 +11,10 @@ Conventions for one block of sample ``s`` at progress ``t`` (positions
 ``i < k``; draft ``W_i ~ q_i = draft[s, b_i]``; context ``C_i`` = the current
 context ``x[s]`` with ``W_0 .. W_{i-1}`` pinned (``C_0 = x[s]``), whose marginals
 give the target ``p_i`` at ``b_i`` and, for the last row ``C_k``, the next
-block's draft. Row ``i = 0`` is not asked when the draft is fresh (it would
+block's draft. The draft marginals are kept by order index, not position: sample
+``s``'s draft for order index ``o`` is ``draft[s, o % C]`` (a ring of ``C`` rows,
+at least the longest block or window in flight), so a sample holds ``O(C q)``,
+not ``O(n q)``. Row ``i = 0`` is not asked when the draft is fresh (it would
 return the draft itself), nor row ``k`` when the block ends the sequence.
 """
 
@@ -103,16 +106,15 @@ def draft_blocks(rng, samples, t, k, fresh, orders, draft, W, q_at, u_stop,
     for a in prange(samples.shape[0]):
         s = samples[a]
         for i in range(k[a]):
-            b = orders[s, t[a] + i]
-            w = draw_categorical(draft[s, b], next_double(rng, s))
+            o = (t[a] + i) % draft.shape[1]
+            w = draw_categorical(draft[s, o], next_double(rng, s))
             W[a, i] = w
-            q_at[a, i] = draft[s, b, w]
+            q_at[a, i] = draft[s, o, w]
         for i in range(k[a] + 1):
             u_stop[a, i] = next_double(rng, s)
         reset_slot(fstate, istate, a)
         if fresh[s] and k[a] > 0:
-            b = orders[s, t[a]]
-            cand_target[a, :] = draft[s, b, :]
+            cand_target[a, :] = draft[s, t[a] % draft.shape[1], :]
             fstate[a, LOGP] = math.log(q_at[a, 0])
 
 
@@ -129,16 +131,24 @@ def fill_contexts(x, samples, t, orders, W, first_row, row_start, start, out):
             out[r, orders[s, t[a] + j]] = W[a, j]
 
 
+@kernel(inline="always")
+def column(dense, orders, s, o, base):
+    """Where order index ``o`` of sample ``s`` sits in an answer row whose positions start at
+    order index ``base``: the position itself (dense ``(K, n, q)`` answers) or ``o - base``
+    (answers to the positions protocol, ``(K, W, q)``)."""
+    return orders[s, o] if dense else o - base
+
+
 @kernel
-def _copy_window(probs, row, orders, s, first, length, out):
+def _copy_window(probs, row, orders, s, first, length, out, dense, base):
     for j in range(length):
-        b = orders[s, first + j]
+        c = column(dense, orders, s, first + j, base)
         for y in range(out.shape[1]):
-            out[j, y] = probs[row, b, y]
+            out[j, y] = probs[row, c, y]
 
 
 @twin
-def verify_rows(rule, probs, tol, start, stop, samples, t, k, first_row,
+def verify_rows(rule, dense, probs, tol, start, stop, samples, t, k, first_row,
                 row_start, orders, n_order, draft, W, q_at, u_stop, fstate, istate,
                 cand_target, cand_win, full_win, win_len, err):
     """Read the answer rows ``start .. stop - 1`` (of whichever slots they belong to), in order.
@@ -154,6 +164,10 @@ def verify_rows(rule, probs, tol, start, stop, samples, t, k, first_row,
     With the ``SRS`` rule the running sum is ``log prod rho`` (uncapped) and the
     candidate is row 0: its window, the marginals at the context itself from
     the block's first position on, seeds the residual proposals.
+
+    ``dense``: ``probs`` is ``(K, n, q)``; else ``(K, W, q)`` and row ``i`` of a
+    block answers order indices ``t + i, t + i + 1, ..`` (the positions protocol,
+    :meth:`fastspec.ar.sampler.ARSampler.request`).
     """
     slot_lo = np.searchsorted(row_start, start, side="right") - 1
     slot_hi = np.searchsorted(row_start, stop, side="left")
@@ -168,20 +182,22 @@ def verify_rows(rule, probs, tol, start, stop, samples, t, k, first_row,
             i = g - row_start[a] + first_row[a]
             if i < k[a]:
                 b = orders[s, t[a] + i]
-                total, code = check_marginal(probs[row, b], tol)
+                cb = b if dense else 0
+                total, code = check_marginal(probs[row, cb], tol)
                 if code != 0:
                     err[a, 0], err[a, 1], err[a, 2] = code, g, b
                     istate[a, DEAD] = 1
                     break
-                p_w = probs[row, b, W[a, i]] / total
+                p_w = probs[row, cb, W[a, i]] / total
                 rho = p_w / q_at[a, i]
                 candidate = False
                 if rule == BLOCK:
                     log_pi = fstate[a, LOG_PI]
                     pi = math.exp(log_pi)
                     residual = 0.0
+                    o = (t[a] + i) % draft.shape[1]
                     for y in range(draft.shape[2]):
-                        d = pi * (probs[row, b, y] / total) - draft[s, b, y]
+                        d = pi * (probs[row, cb, y] / total) - draft[s, o, y]
                         if d > 0.0:
                             residual += d
                     candidate = u_stop[a, i] < stop_probability(residual, log_pi)
@@ -196,7 +212,7 @@ def verify_rows(rule, probs, tol, start, stop, samples, t, k, first_row,
                     istate[a, CAND_ROW] = g
                     fstate[a, CAND_LOGP] = fstate[a, LOGP]
                     for y in range(draft.shape[2]):
-                        cand_target[a, y] = probs[row, b, y] / total
+                        cand_target[a, y] = probs[row, cb, y] / total
                     if rule == TOKEN:
                         istate[a, DEAD] = 1       # rows after the first rejection are unused
                         continue
@@ -215,12 +231,13 @@ def verify_rows(rule, probs, tol, start, stop, samples, t, k, first_row,
                     istate[a, FULL_ROW] = g
                     first = t[a] + k[a]
                     _copy_window(probs, row, orders, s, first,
-                                 min(win_len[a], n_order[s] - first), full_win[a])
+                                 min(win_len[a], n_order[s] - first), full_win[a], dense, first)
         g = istate[a, CAND_ROW]
         if r0 <= g < r1:
             first = t[a] + istate[a, CAND] + (0 if rule == SRS else 1)
             _copy_window(probs, g - start, orders, s, first,
-                         min(win_len[a], n_order[s] - first), cand_win[a])
+                         min(win_len[a], n_order[s] - first), cand_win[a], dense,
+                         t[a] + istate[a, CAND])
 
 
 @twin
@@ -257,11 +274,12 @@ def settle_blocks(rng, rule, samples, t, k, orders, n_free, n_order, x, draft, f
             x[s, orders[s, t[a] + i]] = W[a, i]
         if tau < kk:
             b = orders[s, t[a] + tau]
+            o = (t[a] + tau) % draft.shape[1]
             scale = math.exp(fstate[a, CAND_LOG_PI]) if rule == BLOCK else 1.0
             weights = np.empty(q)
             total = 0.0
             for y in range(q):
-                d = scale * cand_target[a, y] - draft[s, b, y]
+                d = scale * cand_target[a, y] - draft[s, o, y]
                 weights[y] = d if d > 0.0 else 0.0
                 total += weights[y]
             if total <= TINY:                     # that branch has ~0 probability
@@ -296,14 +314,15 @@ def settle_blocks(rng, rule, samples, t, k, orders, n_free, n_order, x, draft, f
             if code != 0:
                 err[a, 0], err[a, 1], err[a, 2] = code, window_row, orders[s, new_t + j]
                 break
-            b = orders[s, new_t + j]
+            o = (new_t + j) % draft.shape[1]
             for y in range(q):
-                draft[s, b, y] = window[j, y] / total
+                draft[s, o, y] = window[j, y] / total
         if fresh[s] and remaining == 1 and n_order[s] == n_free[s] and err[a, 0] == 0:
             b = orders[s, new_t]
-            y = draw_categorical(draft[s, b], next_double(rng, s))
+            o = new_t % draft.shape[1]
+            y = draw_categorical(draft[s, o], next_double(rng, s))
             x[s, b] = y
-            log_prob[s] += math.log(draft[s, b, y])
+            log_prob[s] += math.log(draft[s, o, y])
             progress[s] = new_t + 1
 
 

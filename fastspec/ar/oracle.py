@@ -75,6 +75,18 @@ class ARModel:
         Sequence length (>= 1).
     q : int
         Alphabet size (>= 2).
+    positions : bool, default False
+        The positions protocol: the samplers call ``marginals(ctx, positions)``
+        and read only the positions they list. ``positions`` is int64
+        ``(K, W)``: per row, the distinct free positions the samplers will read
+        from that row, then ``-1`` padding at the end (``W`` is the widest row of
+        the call). The answer is floats ``(K, W, q)`` whose ``[r, j]`` is
+        P(x_{positions[r, j]} = . | the pinned entries of ctx[r]); padded slots
+        are ignored and never checked. A verification row reads its block
+        position and the window of positions after it that the next draft may
+        need (about one block), so an oracle that computes only those saves the
+        rest. The samples are bit-identical with and without it, and
+        ``stats.positions`` counts the positions asked (``n`` per row without it).
 
     Notes
     -----
@@ -100,12 +112,15 @@ class ARModel:
     (2, 5)
     """
 
-    def __init__(self, marginals, n, q):
+    def __init__(self, marginals, n, q, *, positions=False):
         if not callable(marginals):
             raise ValueError(f"marginals must be callable, got {type(marginals).__name__}")
+        if not isinstance(positions, (bool, np.bool_)):
+            raise ValueError(f"positions must be True or False, got {positions!r}")
         self.marginals = marginals
         self.n = _check_positive_int("n", n, 1)
         self.q = _check_positive_int("q", q, 2)
+        self.positions = bool(positions)
 
     def __repr__(self):
         return f"{type(self).__name__}(n={self.n}, q={self.q})"
@@ -123,13 +138,23 @@ class ARModel:
         from .sampler import ARSampler
         return ARSampler(self, streams, method=method, **options)
 
-    def _call(self, contexts, counter, where):
-        """One call of the oracle; returns ``(probs, tol)`` with probs float32/float64 (K, n, q)."""
-        out = counter.timed(self.marginals, contexts)
-        return self._as_probabilities(out, contexts.shape[0], where)
+    def _call(self, args, counter, where):
+        """One call of the oracle on ``contexts`` or ``(contexts, positions)`` (positions
+        protocol); returns ``(probs, tol)`` with probs float32/float64 (K, n or W, q)."""
+        if isinstance(args, tuple):
+            contexts, positions = args
+            out = counter.timed(self.marginals, contexts, positions)
+            return self._as_probabilities(out, contexts.shape[0], where, positions.shape[1])
+        out = counter.timed(self.marginals, args)
+        return self._as_probabilities(out, args.shape[0], where)
 
-    def _as_probabilities(self, out, n_rows, where):
-        probs, dtype = read_answer(out, "marginals", where, (n_rows, self.n, self.q), "(K, n, q)")
+    def _as_probabilities(self, out, n_rows, where, width=None):
+        if width is None:
+            probs, dtype = read_answer(out, "marginals", where, (n_rows, self.n, self.q),
+                                       "(K, n, q)")
+        else:
+            probs, dtype = read_answer(out, "marginals", where, (n_rows, width, self.q),
+                                       "(K, W, q) for positions (K, W)")
         return probs, sum_tolerance(dtype)
 
     def invalid_answer_message(self, where, row, sample, context, position, values, code, tol):
@@ -153,7 +178,9 @@ class ARModel:
         Returns
         -------
         probs : ndarray of float64, shape (K, n, q)
-            Renormalised marginals (pinned positions as returned).
+            Renormalised marginals (pinned positions as returned; with the
+            positions protocol, which asks for free positions only, the point
+            mass at the pinned symbol).
 
         Raises
         ------
@@ -163,7 +190,19 @@ class ARModel:
         """
         from .._driver import CallCounter
         contexts = np.ascontiguousarray(contexts, dtype=np.int64)
-        probs, tol = self._call(contexts, CallCounter(), "query")
+        if self.positions:      # ask for every free position, then lay the answer out densely
+            free = contexts < 0
+            width = max(1, int(free.sum(axis=1).max(initial=0)))
+            rank = np.argsort(~free, axis=1, kind="stable")[:, :width]
+            pos = np.where(np.take_along_axis(free, rank, axis=1), rank, -1).astype(np.int64)
+            part, tol = self._call((contexts, pos), CallCounter(), "query")
+            probs = np.zeros(contexts.shape + (self.q,), dtype=part.dtype)
+            r, j = np.nonzero(pos >= 0)
+            probs[r, pos[r, j]] = part[r, j]
+            r, i = np.nonzero(~free)           # pinned: the point mass at the pinned symbol
+            probs[r, i, contexts[r, i]] = 1.0
+        else:
+            probs, tol = self._call(contexts, CallCounter(), "query")
         position = np.full(contexts.shape[0], -1, dtype=np.int64)
         code = np.zeros(contexts.shape[0], dtype=np.int64)
         kernels.find_invalid_rows(False, contexts, probs, tol, position, code)

@@ -116,7 +116,7 @@ class ARSampler(SamplerBase):
         sizer.k[:] = np.maximum(1, np.ceil(np.sqrt(n_free))).astype(np.int64)
         self._setup(model, streams.states, method, rule, sizer, parallel,
                     x=np.broadcast_to(given, (S, n)).copy(), orders=orders, n_free=n_free,
-                    draft=np.zeros((S, n, q)), fresh=np.zeros(S, dtype=np.bool_),
+                    draft=np.zeros((S, 1, q)), fresh=np.zeros(S, dtype=np.bool_),
                     has_draft=np.zeros(S, dtype=np.bool_))
 
     @classmethod
@@ -125,13 +125,13 @@ class ARSampler(SamplerBase):
         """Block-method samplers of sub-problems (srs residual proposals).
 
         Job ``j`` draws positions ``orders[j, :n_free[j]]`` of the context
-        ``x[j]``, starting from the fresh marginals ``draft[j]`` at those
-        positions, with PCG64 states ``rng[j]``, its first block ``first_block[j]``
+        ``x[j]``, starting from the fresh marginals ``draft[j, i]`` of order index
+        ``i`` (the ring of :mod:`fastspec.ar.kernels`), with PCG64 states ``rng[j]``, its first block ``first_block[j]``
         long (srs measured: the whole block, 39.7 rounds per sample on a
         MarkovChain e^2 n=1024 against 67.0 starting at its square root, 3 seeds).
         If its order goes on (``n_order[j] > n_free[j]``), its last round also asks
         for the marginals at its final context, installed in ``draft[j]`` at the
-        next ``tail_len[j]`` positions of its order.
+        next ``tail_len[j]`` order indices of its ring.
         """
         self = cls.__new__(cls)
         J = x.shape[0]
@@ -175,6 +175,7 @@ class ARSampler(SamplerBase):
         A, q = r.samples.size, self.model.q
         if A == 0:
             return 0
+        self.ensure_ring(max(k_max, w_max))
         r.W = np.empty((A, k_max), dtype=np.int64)
         r.q_at = np.empty((A, k_max))
         r.u_stop = np.empty((A, k_max + 1))
@@ -189,25 +190,72 @@ class ARSampler(SamplerBase):
         kernels.draft_blocks(self.parallel, self.rng, r.samples, r.t, r.k, self.fresh,
                              self.orders, self.draft, r.W, r.q_at, r.u_stop, r.fstate, r.istate,
                              r.cand_target)
+        if self.model.positions:
+            self._plan_positions(r)
         self._r = r
         return int(r.row_start[-1])
+
+    def ensure_ring(self, length):
+        """Grow the draft ring (``draft[s, o % C]``) to hold ``length`` order indices from
+        each sample's progress on, keeping what it holds there."""
+        S, C, q = self.draft.shape
+        if length <= C:
+            return
+        o = self.progress_t[:, None] + np.arange(C)
+        ring = np.zeros((S, length, q))
+        ring[np.arange(S)[:, None], o % length] = self.draft[np.arange(S)[:, None], o % C]
+        self.draft = ring
+
+    def _plan_positions(self, r):
+        """What each row of the round reads: order indices ``row_base .. + row_len - 1``.
+
+        Row ``i < k`` reads its block position and, should the block stop there,
+        the window after it (the next draft); row ``k`` reads the window after
+        the block. Counted per sample in ``log.positions`` (a dense oracle's rows
+        count ``n`` each: :attr:`dense_positions`).
+        """
+        rows = int(r.row_start[-1])
+        slot = np.repeat(np.arange(r.samples.size), np.diff(r.row_start))
+        i = np.arange(rows) - r.row_start[slot] + r.first_row[slot]
+        base = r.t[slot] + i
+        end = np.minimum(base + r.win_len[slot] + (i < r.k[slot]),
+                         self.n_order[r.samples[slot]])
+        r.row_slot, r.row_base, r.row_len = slot, base, end - base
+        r.n_pos = np.bincount(slot, weights=r.row_len,
+                              minlength=r.samples.size).astype(np.int64)
+        self.log.positions[r.samples] += r.n_pos
+
+    @property
+    def dense_positions(self):
+        """Positions a row costs when the oracle answers all of them (None: counted in
+        ``log.positions``, the positions protocol)."""
+        return None if self.model.positions else self.model.n
 
     def request(self, start, stop):
         r = self._r
         out = np.empty((stop - start, self.model.n), dtype=np.int64)
         kernels.fill_contexts(self.parallel, self.x, r.samples, r.t, self.orders, r.W,
                               r.first_row, r.row_start, start, out)
-        return out
+        if not self.model.positions:
+            return out
+        base, length = r.row_base[start:stop], r.row_len[start:stop]
+        width = max(1, int(length.max(initial=0)))
+        idx = base[:, None] + np.arange(width)
+        order = self.orders[r.samples[r.row_slot[start:stop]]]
+        positions = np.take_along_axis(order, np.minimum(idx, self.model.n - 1), axis=1)
+        positions[np.arange(width) >= length[:, None]] = -1
+        return out, positions
 
     def consume(self, answer, start, stop, where):
         probs, tol = answer
         r = self._r
         self._tol = max(self._tol, tol)
         self._where = where.split(",")[0]
-        kernels.verify_rows(self.parallel, self.rule, probs, tol, start, stop, r.samples, r.t, r.k, r.first_row, r.row_start, self.orders,
+        kernels.verify_rows(self.parallel, self.rule, not self.model.positions, probs, tol, start,
+                            stop, r.samples, r.t, r.k, r.first_row, r.row_start, self.orders,
                             self.n_order, self.draft, r.W, r.q_at, r.u_stop, r.fstate, r.istate,
                             r.cand_target, r.cand_win, r.full_win, r.win_len, r.err)
-        self._raise_if_invalid(where, start, lambda a, g, b: probs[g - start, b])
+        self._raise_if_invalid(where, start, lambda a, g, b: probs[g - start, self._column(g, b)])
 
     def finish(self):
         r = self._r
@@ -222,12 +270,28 @@ class ARSampler(SamplerBase):
         self._raise_if_invalid(self._where, None, self._window_values)
         self._settled(r, tau)
 
+    def row_bytes(self):
+        """A row's context and its answer (counted as float64; the positions protocol answers
+        only the round's widest row, the window after a block position)."""
+        r, n, q = self._r, self.model.n, self.model.q
+        width = int(r.row_len.max(initial=1)) if self.model.positions and r is not None else n
+        return 8 * (n + width * q + width)
+
     def result(self, stats):
         from .._result import SampleResult
         return SampleResult(samples=self.x, stats=stats, orders=self.orders,
                             log_prob=self.log_prob)
 
     # -- errors ------------------------------------------------------------------------------
+    def _column(self, g, b):
+        """Where position ``b`` sits in the answer to round row ``g``."""
+        if not self.model.positions:
+            return b
+        r = self._r
+        s = r.samples[r.row_slot[g]]
+        base = r.row_base[g]
+        return int(np.flatnonzero(self.orders[s, base:base + r.row_len[g]] == b)[0])
+
     def _window_values(self, a, g, b):
         r = self._r
         full = g == r.istate[a, FULL_ROW]

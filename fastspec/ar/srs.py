@@ -39,7 +39,7 @@ class SrsSampler(_Srs):
         for p, (a, s) in enumerate(zip(slot, parents)):
             block = outer.orders[s, r.t[a]:r.t[a] + k[p]]
             if r.first_row[a]:                       # fresh: the draft is exactly that
-                init[p, :k[p]] = outer.draft[s, block]
+                init[p, :k[p]] = outer.draft[s, (r.t[a] + np.arange(k[p])) % outer.draft.shape[1]]
             else:                                    # else row 0's window, checked here
                 init[p, :k[p]] = self._checked(r.cand_win[a, :k[p]], s)
         return init
@@ -80,10 +80,10 @@ class SrsSampler(_Srs):
                         np.take_along_axis(outer.orders[parents], np.minimum(idx, n - 1), 1), -1)
         job_k = np.repeat(k, par)
         rows = np.repeat(np.arange(parents.size), par)
-        draft = np.zeros((job_k.size, n, q))
+        draft = np.zeros((job_k.size, int(k.max()), q))  # a ring by order index (ar.kernels)
         for i in range(int(k.max())):                # the block's marginals, all jobs at once
             on = np.flatnonzero(i < job_k)
-            draft[on, rest[rows[on], i]] = init[rows[on], i]
+            draft[on, i] = init[rows[on], i]
         tail = np.minimum(outer.sizer.k[parents], remaining - k)
         return ARSampler.for_jobs(
             outer.model, rng, x=outer.x[np.repeat(parents, par)], orders=rest[rows],
@@ -97,13 +97,14 @@ class SrsSampler(_Srs):
         parents = wave.job_parent[jobs_idx]
         k = jobs.n_free[jobs_idx]
         log_nu = np.zeros(jobs_idx.size)
+        ring = (outer.progress_t[parents][:, None] + np.arange(int(k.max()))) % outer.draft.shape[1]
         # A proposal the draft gives probability 0 (the target does not) has ratio +inf and is
         # accepted surely: log 0 = -inf is the right value, not a fault to warn about.
         with np.errstate(divide="ignore"):
             for i in range(int(k.max())):
                 on = i < k
                 b = jobs.orders[jobs_idx[on], i]
-                log_nu[on] += np.log(outer.draft[parents[on], b, jobs.x[jobs_idx[on], b]])
+                log_nu[on] += np.log(outer.draft[parents[on], ring[on, i], jobs.x[jobs_idx[on], b]])
         return jobs.log_prob[jobs_idx] - log_nu
 
     def _accept(self, wave, p, j):
@@ -116,16 +117,19 @@ class SrsSampler(_Srs):
         outer.progress_t[s] = t + k
         tail = min(int(outer.sizer.k[s]), int(outer.n_free[s] - t - k))
         if tail > 0:        # the job's last window: the marginals after the block
-            after = outer.orders[s, t + k:t + k + tail]
-            outer.draft[s, after] = jobs.draft[j, after]
+            outer.ensure_ring(tail)
+            after = t + k + np.arange(tail)       # outer order indices; the job's are from t on
+            outer.draft[s, after % outer.draft.shape[1]] = jobs.draft[j, (after - t)
+                                                                      % jobs.draft.shape[1]]
         outer.fresh[s] = bool(jobs.fresh[j]) and tail > 0
         if outer.fresh[s] and outer.progress_t[s] == outer.n_free[s] - 1:
             # the last free position, drawn from fresh marginals (no round needed)
             b = outer.orders[s, outer.n_free[s] - 1]
+            o = (outer.n_free[s] - 1) % outer.draft.shape[1]
             u = np.empty(1)
             draw_uniforms(outer.rng, np.array([s]), u)
-            y = draw_categorical(outer.draft[s, b], u[0])
+            y = draw_categorical(outer.draft[s, o], u[0])
             outer.x[s, b] = y
-            outer.log_prob[s] += math.log(outer.draft[s, b, y])
+            outer.log_prob[s] += math.log(outer.draft[s, o, y])
             outer.progress_t[s] = outer.n_free[s]
 

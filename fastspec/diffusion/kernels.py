@@ -163,49 +163,78 @@ def initial_states(rng, init_scale, y):
             y[s, t] *= init_scale
 
 
-@twin
-def draft_blocks(rng, samples, j, k, fresh, y, d_draft, a, b, c,
-                 W, xi, u_stop, fstate, istate, cand_D, track, ref_D):
-    """Draft each slot's block with the frozen denoiser, draw its stop uniforms, reset state.
+@kernel
+def _take_step(rng, s, slot, i, step, W_cur, d_draft, a, b, c, xi):
+    """Draw ``xi`` (the noise of draft step ``i``) and move ``W_cur[slot]`` to ``W_{i+1}``."""
+    fill_normals(rng, s, xi)
+    for t in range(W_cur.shape[1]):
+        W_cur[slot, t] = a[step] * W_cur[slot, t] + b[step] * d_draft[s, t] + c[step] * xi[t]
 
-    With ``track`` (srs proposals), a fresh draft's step 0 (whose denoiser value
-    is the draft's) adds its :func:`reference_term` here.
+
+@twin
+def draft_blocks(rng, samples, j, k, first_row, fresh, y, d_draft, a, b, c, u_stop, fstate,
+                 istate, cand_D, W_cur, n_drawn, W_cand, xi_cand, track, ref_D):
+    """Start each slot's block: its ``k + 1`` stop uniforms, then the steps before its first row.
+
+    The draft's states are not stored: :func:`fill_states` draws each step's
+    noise and advances ``W_cur`` (the slot's latest draft state, ``W_{n_drawn}``)
+    as the rows are built, chunk by chunk, so a round holds ``O(d)`` per slot
+    plus its current chunk. A stream's draws are in a fixed order (uniforms,
+    then ``xi_0 .. xi_{k-1}``), whatever the chunking. With a fresh draft row 0
+    is not asked: ``xi_0`` is drawn here, and with ``track`` (srs proposals) its
+    :func:`reference_term` (its denoiser value is the draft's) is added here.
     """
-    dim = y.shape[1]
     for slot in prange(samples.shape[0]):
         s = samples[slot]
-        W[slot, 0, :] = y[s, :]
-        for i in range(k[slot]):
-            fill_normals(rng, s, xi[slot, i])
-            step = j[slot] + i
-            for t in range(dim):
-                W[slot, i + 1, t] = (a[step] * W[slot, i, t] + b[step] * d_draft[s, t]
-                                     + c[step] * xi[slot, i, t])
         for i in range(k[slot] + 1):
             u_stop[slot, i] = next_double(rng, s)
         reset_slot(fstate, istate, slot)
         cand_D[slot, :] = d_draft[s, :]   # fresh: row 0's denoiser value is the draft's
-        if track and fresh[s] and k[slot] > 0:
-            fstate[slot, LOG_REF] = reference_term(xi[slot, 0], d_draft[s], d_draft[s], ref_D[s],
-                                                   b[j[slot]] / c[j[slot]])
+        W_cur[slot, :] = y[s, :]
+        W_cand[slot, :] = y[s, :]         # the stop candidate's state, W_0 until a row says
+        n_drawn[slot] = 0
+        if first_row[slot] > 0 and k[slot] > 0:
+            _take_step(rng, s, slot, 0, j[slot], W_cur, d_draft, a, b, c, xi_cand[slot])
+            n_drawn[slot] = 1
+            if track and fresh[s]:
+                fstate[slot, LOG_REF] = reference_term(xi_cand[slot], d_draft[s], d_draft[s],
+                                                       ref_D[s], b[j[slot]] / c[j[slot]])
 
 
 @twin
-def fill_states(samples, j, W, first_row, row_start, start, s_scale, sigma, z_out, sigma_out):
-    """Rows ``start ..`` of the request: ``z = W_i / s_{j+i}`` and ``sigma_{j+i}``."""
-    for r in prange(z_out.shape[0]):
-        g = start + np.int64(r)  # (a parallel loop index is unsigned: keep integer arithmetic)
-        slot = np.searchsorted(row_start, g, side="right") - 1
-        i = g - row_start[slot] + first_row[slot]
-        step = j[slot] + i
-        for t in range(z_out.shape[1]):
-            z_out[r, t] = W[slot, i, t] / s_scale[step]
-        sigma_out[r] = sigma[step]
+def fill_states(rng, samples, j, k, first_row, row_start, start, stop, d_draft, a, b, c,
+                s_scale, sigma, W_cur, n_drawn, xi_cand, z_out, sigma_out, W_out, xi_out):
+    """Rows ``start .. stop - 1`` of the request: ``z = W_i / s_{j+i}`` and ``sigma_{j+i}``.
+
+    Builds the draft as it goes: row ``i``'s state ``W_i`` (kept in ``W_out``
+    for the verification) and, for ``i < k``, the noise ``xi_i`` of the step
+    leaving it (``xi_out``), drawn from the sample's stream.
+    """
+    slot_lo = np.searchsorted(row_start, start, side="right") - 1
+    slot_hi = np.searchsorted(row_start, stop, side="left")
+    for slot in prange(slot_lo, slot_hi):
+        s = samples[slot]
+        r0 = max(start, row_start[slot])
+        r1 = min(stop, row_start[slot + 1])
+        for g in range(r0, r1):
+            row = g - start
+            i = g - row_start[slot] + first_row[slot]
+            step = j[slot] + i
+            for t in range(z_out.shape[1]):
+                W_out[row, t] = W_cur[slot, t]
+                z_out[row, t] = W_cur[slot, t] / s_scale[step]
+            sigma_out[row] = sigma[step]
+            if i < k[slot]:
+                _take_step(rng, s, slot, i, step, W_cur, d_draft, a, b, c, xi_out[row])
+                n_drawn[slot] = i + 1
+                if i == 0:
+                    xi_cand[slot, :] = xi_out[row, :]
 
 
 @twin
 def verify_rows(rule, den, start, stop, samples, j, k, first_row, row_start,
-                d_draft, b, c, xi, u_stop, fstate, istate, cand_D, full_D, err, track, ref_D):
+                d_draft, b, c, W_rows, xi_rows, u_stop, fstate, istate, cand_D, full_D, W_cand,
+                xi_cand, err, track, ref_D):
     """Read the denoiser rows ``start .. stop - 1`` (of whichever slots they belong to), in order.
 
     Keeps, per slot, the running log pi (block rule), the latest stop candidate
@@ -243,7 +272,7 @@ def verify_rows(rule, den, start, stop, samples, j, k, first_row, row_start,
                 sq = 0.0
                 for t in range(dim):
                     delta = scale * (den[row, t] - d_draft[s, t])
-                    dot += xi[slot, i, t] * delta
+                    dot += xi_rows[row, t] * delta
                     sq += delta * delta
                 log_rho = dot - 0.5 * sq
                 candidate = False
@@ -265,10 +294,12 @@ def verify_rows(rule, den, start, stop, samples, j, k, first_row, row_start,
                     fstate[slot, CAND_LOG_REF] = fstate[slot, LOG_REF]
                     for t in range(dim):
                         cand_D[slot, t] = den[row, t]
+                        W_cand[slot, t] = W_rows[row, t]
+                        xi_cand[slot, t] = xi_rows[row, t]
                     if rule == TOKEN:
                         istate[slot, DEAD] = 1    # rows after the first rejection are unused
                 if track:
-                    fstate[slot, LOG_REF] += reference_term(xi[slot, i], den[row], d_draft[s],
+                    fstate[slot, LOG_REF] += reference_term(xi_rows[row], den[row], d_draft[s],
                                                             ref_D[s], scale)
             else:                                 # row k: kept whole?
                 keep = keeps_whole(rule, fstate[slot, LOG_PI], u_stop[slot, k[slot]])
@@ -281,7 +312,8 @@ def verify_rows(rule, den, start, stop, samples, j, k, first_row, row_start,
 
 @twin
 def settle_blocks(rng, rule, samples, j, k, stop_at, n_steps, y, d_draft, fresh,
-                  a, b, c, W, xi, u_stop, fstate, istate, cand_D, full_D,
+                  a, b, c, W_cur, n_drawn, W_cand, xi_cand, u_stop, fstate, istate, cand_D,
+                  full_D,
                   mode, fixed, row_cost, k_state, mean, cuts, at_risk, progress, tau_out,
                   track, ref_D, log_ref):
     """Decide each slot's kept length ``tau``, draw the residual step, install the next draft.
@@ -297,6 +329,11 @@ def settle_blocks(rng, rule, samples, j, k, stop_at, n_steps, y, d_draft, fresh,
     for slot in prange(samples.shape[0]):
         s = samples[slot]
         kk = k[slot]
+        if n_drawn[slot] < kk:                    # steps no row was built for (none asked)
+            xi_rest = np.empty(dim)
+            for i in range(n_drawn[slot], kk):
+                _take_step(rng, s, slot, i, j[slot] + i, W_cur, d_draft, a, b, c, xi_rest)
+            n_drawn[slot] = kk
         accept = istate[slot, ACCEPT]
         if accept < 0:                            # row k was not asked (or never reached)
             if istate[slot, DEAD]:
@@ -311,7 +348,7 @@ def settle_blocks(rng, rule, samples, j, k, stop_at, n_steps, y, d_draft, fresh,
         if tau == kk:
             if track:
                 log_ref[s] += fstate[slot, LOG_REF]
-            y[s, :] = W[slot, kk, :]
+            y[s, :] = W_cur[slot, :]
             if istate[slot, FULL_ROW] >= 0:
                 d_draft[s, :] = full_D[slot, :]
                 fresh[s] = True
@@ -327,7 +364,7 @@ def settle_blocks(rng, rule, samples, j, k, stop_at, n_steps, y, d_draft, fresh,
                 delta[t] = scale * (cand_D[slot, t] - d_draft[s, t])
                 sq += delta[t] * delta[t]
             if rule == TOKEN:
-                noise = set_along(xi[slot, tau], delta, True, 0.0)
+                noise = set_along(xi_cand[slot], delta, True, 0.0)
             else:
                 noise = np.empty(dim)
                 fill_normals(rng, s, noise)
@@ -347,7 +384,7 @@ def settle_blocks(rng, rule, samples, j, k, stop_at, n_steps, y, d_draft, fresh,
                 log_ref[s] += fstate[slot, CAND_LOG_REF] + reference_term(
                     noise, cand_D[slot], d_draft[s], ref_D[s], scale)
             for t in range(dim):
-                y[s, t] = a[step] * W[slot, tau, t] + b[step] * d_draft[s, t] + c[step] * noise[t]
+                y[s, t] = a[step] * W_cand[slot, t] + b[step] * d_draft[s, t] + c[step] * noise[t]
                 d_draft[s, t] = cand_D[slot, t]   # the denoiser at the last kept state: stale
             fresh[s] = False
             new_j = j[slot] + tau + 1

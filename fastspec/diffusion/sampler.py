@@ -97,47 +97,66 @@ class DiffusionSampler(SamplerBase):
         self.waiting = np.zeros(S, dtype=np.bool_)
         self.rejected = np.zeros(0, dtype=np.int64)
         self.log = RoundLog.empty(S)
+        self.trace = None      # tests: a list receiving each chunk's draft states
         self._r = None
 
     # -- the round protocol (fastspec._driver.BatchSampler) -------------------------------
     def plan(self):
         r = _Round()
         # "sequential" spends its first round on D(y_0) (k = 0); the others start drafting.
-        r.samples, r.j, r.k, r.first_row, r.row_start, _, k_max, _ = self.sizer.plan(
+        r.samples, r.j, r.k, r.first_row, r.row_start, _, _, _ = self.sizer.plan(
             self.progress_j, self.stop, self.waiting, self.order_len, self.has_draft,
             self.fresh, self.no_tail, self.log)
         A, d = r.samples.size, self.model.dim
         if A == 0:
             return 0
-        r.W = np.empty((A, k_max + 1, d))
-        r.xi = np.empty((A, k_max, d))
+        k_max = int(r.k.max())
+        # O(d) per slot: the draft is built chunk by chunk in request() (see fill_states).
         r.u_stop = np.empty((A, k_max + 1))
         r.fstate = np.empty((A, N_FSTATE))
         r.istate = np.empty((A, N_ISTATE), dtype=np.int64)
         r.cand_D = np.empty((A, d))
         r.full_D = np.empty((A, d))
+        r.W_cur = np.empty((A, d))
+        r.W_cand = np.empty((A, d))
+        r.xi_cand = np.empty((A, d))
+        r.n_drawn = np.zeros(A, dtype=np.int64)
         r.err = np.zeros((A, 3), dtype=np.int64)
+        r.chunks = {}
         if self.sizer.mode == COST:
             self.sizer.reserve(r.k)
-        kernels.draft_blocks(self.parallel, self.rng, r.samples, r.j, r.k, self.fresh, self.y,
-                             self.d_draft, self.a, self.b, self.c, r.W, r.xi, r.u_stop, r.fstate,
-                             r.istate, r.cand_D, self.track, self.ref_D)
+        kernels.draft_blocks(self.parallel, self.rng, r.samples, r.j, r.k, r.first_row,
+                             self.fresh, self.y, self.d_draft, self.a, self.b, self.c, r.u_stop,
+                             r.fstate, r.istate, r.cand_D, r.W_cur, r.n_drawn, r.W_cand,
+                             r.xi_cand, self.track, self.ref_D)
         self._r = r
         return int(r.row_start[-1])
 
     def request(self, start, stop):
+        """The states of rows ``start .. stop - 1``; their draft states and noises are kept
+        until :meth:`consume` reads the answer (calls must be requested in row order)."""
         r = self._r
-        z = np.empty((stop - start, self.model.dim))
-        sigma = np.empty(stop - start)
-        kernels.fill_states(self.parallel, r.samples, r.j, r.W, r.first_row, r.row_start,
-                            start, self.s, self.sigma, z, sigma)
+        K, d = stop - start, self.model.dim
+        z = np.empty((K, d))
+        sigma = np.empty(K)
+        W_rows = np.empty((K, d))
+        xi_rows = np.empty((K, d))
+        kernels.fill_states(self.parallel, self.rng, r.samples, r.j, r.k, r.first_row,
+                            r.row_start, start, stop, self.d_draft, self.a, self.b, self.c,
+                            self.s, self.sigma, r.W_cur, r.n_drawn, r.xi_cand, z, sigma, W_rows,
+                            xi_rows)
+        r.chunks[start] = (W_rows, xi_rows)
+        if self.trace is not None:
+            self.trace.append((start, W_rows.copy()))
         return z, sigma
 
     def consume(self, answer, start, stop, where):
         r = self._r
-        kernels.verify_rows(self.parallel, self.rule, answer, start, stop, r.samples, r.j, r.k, r.first_row, r.row_start, self.d_draft, self.b,
-                            self.c, r.xi, r.u_stop, r.fstate, r.istate, r.cand_D, r.full_D,
-                            r.err, self.track, self.ref_D)
+        W_rows, xi_rows = r.chunks.pop(start)
+        kernels.verify_rows(self.parallel, self.rule, answer, start, stop, r.samples, r.j, r.k,
+                            r.first_row, r.row_start, self.d_draft, self.b, self.c, W_rows,
+                            xi_rows, r.u_stop, r.fstate, r.istate, r.cand_D, r.full_D, r.W_cand,
+                            r.xi_cand, r.err, self.track, self.ref_D)
         if r.err[:, 0].any():
             slot = int(np.flatnonzero(r.err[:, 0])[0])
             _, g, step = (int(v) for v in r.err[slot])
@@ -152,10 +171,16 @@ class DiffusionSampler(SamplerBase):
         tau = np.empty(r.samples.size, dtype=np.int64)
         kernels.settle_blocks(self.parallel, self.rng, self.rule, r.samples, r.j, r.k, self.stop,
                               self.n_steps, self.y, self.d_draft, self.fresh, self.a, self.b,
-                              self.c, r.W, r.xi, r.u_stop, r.fstate, r.istate, r.cand_D,
-                              r.full_D, *self.sizer.arrays(), self.progress_j, tau, self.track,
-                              self.ref_D, self.log_ref)
+                              self.c, r.W_cur, r.n_drawn, r.W_cand, r.xi_cand, r.u_stop,
+                              r.fstate, r.istate, r.cand_D, r.full_D, *self.sizer.arrays(),
+                              self.progress_j, tau, self.track, self.ref_D, self.log_ref)
+        if self.trace is not None:
+            self.trace.append((-1, r.W_cur.copy()))
         self._settled(r, tau)
+
+    def row_bytes(self):
+        """A row's state, its answer, its draft state and its noise, float64 ``(d,)`` each."""
+        return 32 * self.model.dim + 16
 
     def result(self, stats):
         from .._result import SampleResult

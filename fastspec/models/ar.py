@@ -439,7 +439,7 @@ class MarkovChain(ARModel):
 # -- Mixture of product distributions ---------------------------------------------------
 
 @kernel
-def _mixture_marginals_row(contexts, r, out, log_weights, probs, log_probs):
+def _mixture_marginals_row(contexts, positions, r, out, log_weights, probs, log_probs):
     K, n = contexts.shape
     C, _, q = probs.shape
     post = log_weights.copy()
@@ -460,22 +460,37 @@ def _mixture_marginals_row(contexts, r, out, log_weights, probs, log_probs):
     # Component-major accumulation: probs[c] is read contiguously (a component-inner
     # loop strides by n * q and was ~10x slower at n = 4096).
     out[r, :, :] = 0.0
+    dense = positions.shape[1] == 0
+    width = n if dense else positions.shape[1]
     for c in range(C):
         w = post[c] / s
-        for i in range(n):
+        for j in range(width):
+            i = j if dense else positions[r, j]
+            if i < 0:
+                continue
             for y in range(q):
-                out[r, i, y] += w * probs[c, i, y]
+                out[r, j, y] += w * probs[c, i, y]
 
 
 @twin
-def _mixture_marginals_all(contexts, out, log_weights, probs, log_probs):
+def _mixture_marginals_all(contexts, positions, out, log_weights, probs, log_probs):
     for r in prange(contexts.shape[0]):
-        _mixture_marginals_row(contexts, r, out, log_weights, probs, log_probs)
+        _mixture_marginals_row(contexts, positions, r, out, log_weights, probs, log_probs)
 
 
-def _mixture_marginals(contexts, log_weights, probs, log_probs):
-    out = np.empty((contexts.shape[0], contexts.shape[1], probs.shape[2]))
-    _mixture_marginals_all(use_parallel(out.size), contexts, out, log_weights, probs, log_probs)
+def _dense_or(contexts, positions):
+    """``positions`` as int64 ``(K, W)``, or ``(K, 0)`` meaning every position (dense)."""
+    if positions is None:
+        return np.zeros((contexts.shape[0], 0), dtype=np.int64), contexts.shape[1]
+    positions = np.ascontiguousarray(positions, dtype=np.int64)
+    return positions, positions.shape[1]
+
+
+def _mixture_marginals(contexts, log_weights, probs, log_probs, positions=None):
+    positions, width = _dense_or(contexts, positions)
+    out = np.empty((contexts.shape[0], width, probs.shape[2]))
+    _mixture_marginals_all(use_parallel(out.size), contexts, positions, out, log_weights, probs,
+                           log_probs)
     return out
 
 
@@ -499,7 +514,8 @@ class MixtureOfProducts(ARModel):
         with np.errstate(divide="ignore"):
             self._log_weights = np.log(self.weights)
             self._log_probs = np.log(self.probs)
-        super().__init__(self._marginals, self.probs.shape[1], self.probs.shape[2])
+        super().__init__(self._marginals, self.probs.shape[1], self.probs.shape[2],
+                         positions=True)
 
     @classmethod
     def random(cls, n, q=2, n_components=None, concentration=0.5, seed=0):
@@ -511,8 +527,10 @@ class MixtureOfProducts(ARModel):
         probs = np.clip(probs, 1e-3, None)
         return cls(np.full(C, 1.0 / C), probs)
 
-    def _marginals(self, contexts):
-        return _mixture_marginals(contexts, self._log_weights, self.probs, self._log_probs)
+    def _marginals(self, contexts, positions=None):
+        """Dense ``(K, n, q)``, or the listed positions ``(K, W, q)`` (``ARModel``'s protocol)."""
+        return _mixture_marginals(contexts, self._log_weights, self.probs, self._log_probs,
+                                  positions)
 
     def log_probability(self, x):
         """Log-probability of configurations ``x`` (..., n)."""
@@ -526,7 +544,7 @@ class MixtureOfProducts(ARModel):
 # -- Curie-Weiss (mean-field Ising) ----------------------------------------------------
 
 @kernel
-def _curie_weiss_marginals_row(contexts, r, out, J, h):
+def _curie_weiss_marginals_row(contexts, positions, r, out, J, h):
     K, n = contexts.shape
     m = 0
     free = 0
@@ -554,6 +572,11 @@ def _curie_weiss_marginals_row(contexts, r, out, J, h):
             acc += math.exp(terms[jj] - top)
         lp[s] = top + math.log(acc) if others >= 0 else 0.0
     p_up = 1.0 / (1.0 + math.exp(lp[0] - lp[1])) if free > 0 else 0.5
+    if positions.shape[1] > 0:            # the listed (free) positions only
+        for j in range(positions.shape[1]):
+            out[r, j, 0] = 1.0 - p_up
+            out[r, j, 1] = p_up
+        return
     for j in range(n):
         v = contexts[r, j]
         if v < 0:
@@ -565,14 +588,15 @@ def _curie_weiss_marginals_row(contexts, r, out, J, h):
 
 
 @twin
-def _curie_weiss_marginals_all(contexts, out, J, h):
+def _curie_weiss_marginals_all(contexts, positions, out, J, h):
     for r in prange(contexts.shape[0]):
-        _curie_weiss_marginals_row(contexts, r, out, J, h)
+        _curie_weiss_marginals_row(contexts, positions, r, out, J, h)
 
 
-def _curie_weiss_marginals(contexts, J, h):
-    out = np.empty((contexts.shape[0], contexts.shape[1], 2))
-    _curie_weiss_marginals_all(use_parallel(out.size), contexts, out, J, h)
+def _curie_weiss_marginals(contexts, J, h, positions=None):
+    positions, width = _dense_or(contexts, positions)
+    out = np.empty((contexts.shape[0], width, 2))
+    _curie_weiss_marginals_all(use_parallel(out.size), contexts, positions, out, J, h)
     return out
 
 
@@ -598,10 +622,11 @@ class CurieWeiss(ARModel):
                 raise ValueError(f"{name} must be a finite real number, got {v!r}")
         self.J = float(J)
         self.h = float(h)
-        super().__init__(self._marginals, n, 2)
+        super().__init__(self._marginals, n, 2, positions=True)
 
-    def _marginals(self, contexts):
-        return _curie_weiss_marginals(contexts, self.J, self.h)
+    def _marginals(self, contexts, positions=None):
+        """Dense ``(K, n, 2)``, or the listed positions ``(K, W, 2)`` (``ARModel``'s protocol)."""
+        return _curie_weiss_marginals(contexts, self.J, self.h, positions)
 
     def log_probability(self, x):
         """Log-probability of configurations ``x`` (..., n), exact normalisation."""
@@ -619,8 +644,10 @@ class CurieWeiss(ARModel):
 # -- Explicit joint table ---------------------------------------------------------------
 
 @kernel
-def _table_marginals_row(contexts, r, out, configs, joint, q):
+def _table_marginals_row(contexts, positions, r, out, configs, joint, q):
     n = contexts.shape[1]
+    dense = positions.shape[1] == 0
+    width = n if dense else positions.shape[1]
     out[r, :, :] = 0.0
     total = 0.0
     for c in range(configs.shape[0]):
@@ -636,10 +663,12 @@ def _table_marginals_row(contexts, r, out, configs, joint, q):
         if not ok:
             continue
         total += p
-        for j in range(n):
-            out[r, j, configs[c, j]] += p
+        for j in range(width):
+            i = j if dense else positions[r, j]
+            if i >= 0:
+                out[r, j, configs[c, i]] += p
     if total > 0.0:
-        for j in range(n):
+        for j in range(width):
             for y in range(q):
                 out[r, j, y] /= total
     else:
@@ -647,14 +676,15 @@ def _table_marginals_row(contexts, r, out, configs, joint, q):
 
 
 @twin
-def _table_marginals_all(contexts, out, configs, joint, q):
+def _table_marginals_all(contexts, positions, out, configs, joint, q):
     for r in prange(contexts.shape[0]):
-        _table_marginals_row(contexts, r, out, configs, joint, q)
+        _table_marginals_row(contexts, positions, r, out, configs, joint, q)
 
 
-def _table_marginals(contexts, configs, joint, q):
-    out = np.empty((contexts.shape[0], contexts.shape[1], q))
-    _table_marginals_all(use_parallel(out.size), contexts, out, configs, joint, q)
+def _table_marginals(contexts, configs, joint, q, positions=None):
+    positions, width = _dense_or(contexts, positions)
+    out = np.empty((contexts.shape[0], width, q))
+    _table_marginals_all(use_parallel(out.size), contexts, positions, out, configs, joint, q)
     return out
 
 
@@ -682,7 +712,7 @@ class TableModel(ARModel):
         self._flat = flat
         self._configs = np.ascontiguousarray(
             np.array(np.unravel_index(np.arange(flat.size), arr.shape)).T.astype(np.int64))
-        super().__init__(self._marginals, n, q)
+        super().__init__(self._marginals, n, q, positions=True)
 
     @classmethod
     def from_model(cls, model):
@@ -693,8 +723,9 @@ class TableModel(ARModel):
         p = np.exp(lp - lp.max())
         return cls((p / p.sum()).reshape(shape))
 
-    def _marginals(self, contexts):
-        return _table_marginals(contexts, self._configs, self._flat, self.q)
+    def _marginals(self, contexts, positions=None):
+        """Dense ``(K, n, q)``, or the listed positions ``(K, W, q)`` (``ARModel``'s protocol)."""
+        return _table_marginals(contexts, self._configs, self._flat, self.q, positions)
 
     def probability(self, x):
         """Joint probability of configuration(s) ``x`` (..., n)."""

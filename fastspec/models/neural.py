@@ -94,7 +94,7 @@ class NeuralAR(ARModel):
         self.W_out = _weights(rng, int(hidden), q * n, strength)
         self.b_out = rng.normal(0.0, 0.5, size=q * n).astype(np.float32)
         self._n, self._q = n, q
-        super().__init__(self._marginals, n, q)
+        super().__init__(self._marginals, n, q, positions=True)
 
     @property
     def weight_bytes(self):
@@ -102,7 +102,9 @@ class NeuralAR(ARModel):
         return self.trunk.weight_bytes + int(self.W_out.nbytes)
 
     @one_blas_thread
-    def _marginals(self, ctx):
+    def _marginals(self, ctx, positions=None):
+        """Dense ``(K, n, q)``, or the listed positions ``(K, W, q)`` (``ARModel``'s protocol):
+        then only the output columns of the positions some row lists are computed."""
         n, q = self._n, self._q
         K = ctx.shape[0]
         # One-hot with channel q meaning "free", built by flat indexing (no python loop).
@@ -112,7 +114,14 @@ class NeuralAR(ARModel):
         x = np.zeros(K * n * (q + 1), dtype=np.float32)
         x[flat.ravel()] = 1.0
         h = self.trunk(x.reshape(K, n * (q + 1)))
-        logits = (h @ self.W_out + self.b_out).reshape(K, q, n).astype(np.float64)
+        if positions is None:
+            logits = (h @ self.W_out + self.b_out).reshape(K, q, n).astype(np.float64)
+        else:
+            used = np.unique(positions[positions >= 0])
+            cols = (np.arange(q)[:, None] * n + used[None, :]).ravel()
+            part = (h @ self.W_out[:, cols] + self.b_out[cols]).reshape(K, q, used.size)
+            at = np.searchsorted(used, np.maximum(positions, 0))             # (K, W)
+            logits = np.take_along_axis(part, at[:, None, :], axis=2).astype(np.float64)
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         p /= p.sum(axis=1, keepdims=True)

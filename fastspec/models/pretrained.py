@@ -272,8 +272,14 @@ class _NetworkAR(ARModel):
         ctx = _check_ctx(ctx, self.n, self.q)
         return _in_chunks(self._logits, ctx)   # _logits runs with one BLAS thread
 
-    def _marginals(self, ctx):
-        return _softmax64(self.logits(ctx))
+    def _marginals(self, ctx, positions=None):
+        """Dense ``(K, n, q)``, or the listed positions ``(K, W, q)`` (``ARModel``'s protocol):
+        the positions are selected before the output layer and the softmax."""
+        if positions is None:
+            return _softmax64(self.logits(ctx))
+        ctx = _check_ctx(ctx, self.n, self.q)
+        positions = np.asarray(positions, dtype=np.int64)
+        return _softmax64(_in_chunks(self._logits, ctx, positions))
 
 
 class DigitsAR(_NetworkAR):
@@ -306,10 +312,10 @@ class DigitsAR(_NetworkAR):
         self.blocks = [_ResidualBlock(arrays, f"blocks.{i}", False) for i in range(kw["depth"])]
         self.norm = _LayerNorm(arrays, "norm")
         self.head = _Linear(arrays, "head")
-        super().__init__(self._marginals, n, q)
+        super().__init__(self._marginals, n, q, positions=True)
 
     @one_blas_thread
-    def _logits(self, ctx):
+    def _logits(self, ctx, positions=None):
         K, n, q = ctx.shape[0], self.n, self.q
         channel = np.where(ctx < 0, q, ctx)
         x = np.zeros((K, n * (q + 1)), dtype=np.float32)
@@ -317,7 +323,15 @@ class DigitsAR(_NetworkAR):
         h = self.embed(x)
         for block in self.blocks:
             h = block(h)
-        return self.head(self.norm(h)).reshape(K, n, q)
+        h = self.norm(h)
+        if positions is None:
+            return self.head(h).reshape(K, n, q)
+        # Only the head's columns of positions some row lists (their q logits each).
+        used = np.unique(positions[positions >= 0])
+        cols = (used[:, None] * q + np.arange(q)[None, :]).ravel()
+        part = (h @ self.head.w_t[:, cols] + self.head.b[cols]).reshape(K, used.size, q)
+        at = np.searchsorted(used, np.maximum(positions, 0))                 # (K, W)
+        return np.take_along_axis(part, at[:, :, None], axis=1)
 
 
 class DigitsDenoiser(DiffusionModel):
@@ -438,10 +452,10 @@ class TextMLM(_NetworkAR):
                 "fc1": _Linear(arrays, p + "fc1"), "fc2": _Linear(arrays, p + "fc2")})
         self.norm = _LayerNorm(arrays, "norm")
         self.head = _Linear(arrays, "head")
-        super().__init__(self._marginals, n, q)
+        super().__init__(self._marginals, n, q, positions=True)
 
     @one_blas_thread
-    def _logits(self, ctx):
+    def _logits(self, ctx, positions=None):
         K, n, d = ctx.shape[0], self.n, self.pos.shape[1]
         H = self.heads
         dh = d // H
@@ -456,6 +470,8 @@ class TextMLM(_NetworkAR):
             att = (scores @ qkv[2]).transpose(0, 2, 1, 3).reshape(K, n, d)
             x = x + L["proj"](att)
             x = x + L["fc2"](_gelu(L["fc1"](L["norm2"](x))))
+        if positions is not None:     # the listed positions only, before the norm and head
+            x = np.take_along_axis(x, np.maximum(positions, 0)[:, :, None], axis=1)
         return self.head(self.norm(x))
 
     def encode(self, text):
