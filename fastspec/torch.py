@@ -449,7 +449,7 @@ def masked_lm(module, *, mask_id, n=None, q=None, symbols=None, template=None,
                         probs[rr, ww] = p
         return probs
 
-    model = ARModel(marginals, n=n, q=q)   # positions=True once the engine takes it
+    model = ARModel(marginals, n=n, q=q, positions=True)
     model.symbols = sym
     return model
 

@@ -246,6 +246,12 @@ class _LastStep:
         elif self._y is not None:
             self._done = True
 
+    def row_bytes(self):
+        """The inner round's, or the last step's: a state and its answer, float64 ``(d,)``."""
+        if self._inner_round:
+            return self.inner.row_bytes()
+        return 16 * self.model.dim + 16
+
     def progress(self):
         done, total = self.inner.progress()
         extra = 0 if self.full is None else int(self.log.rows.shape[0])

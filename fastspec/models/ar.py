@@ -197,9 +197,11 @@ class MarkovChain(ARModel):
     The powers ``T^d`` (d < n) and the marginals ``initial T^i`` take
     ``8 n (q^2 + q)`` bytes: 6 MB at n = 1024, q = 27.
 
-    :meth:`marginals_dense` answers every position (float64 ``(K, n, q)``) and
-    is the oracle the engine calls (``marginals``); :meth:`marginals_at` answers
-    only the listed positions, with the same code per position.
+    :meth:`marginals_dense` answers every position (float64 ``(K, n, q)``);
+    :meth:`marginals_at` answers only the listed positions, with the same code
+    per position. The engine calls the latter (the model is built with
+    ``positions=True``); ``model.marginals(ctx)`` without positions is the
+    dense answer.
     """
 
     def __init__(self, transition, initial=None, *, n):
@@ -215,7 +217,7 @@ class MarkovChain(ARModel):
         if self.initial.shape != (q,):
             raise ValueError(f"initial must have shape ({q},), got {self.initial.shape}")
         self.alphabet = None
-        super().__init__(self.marginals_dense, n, q)
+        super().__init__(self._marginals, n, q, positions=True)
         # powers[d] = T^d and prior[i] = initial T^i, for d, i < n
         self._powers = np.empty((self.n, q, q))
         self._prior = np.empty((self.n, q))
@@ -333,6 +335,12 @@ class MarkovChain(ARModel):
             raise ValueError(f"contexts{list(bad)} = {int(contexts[bad])} is not a symbol of this "
                              f"chain (0..{self.q - 1}, or -1 for a free position)")
         return contexts
+
+    def _marginals(self, contexts, positions=None):
+        """The oracle: :meth:`marginals_at` when ``positions`` is given, else dense."""
+        if positions is None:
+            return self.marginals_dense(contexts)
+        return self.marginals_at(contexts, positions)
 
     def marginals_dense(self, contexts):
         """Marginals at every position (the dense oracle protocol).
