@@ -24,7 +24,10 @@ def main(argv=None):
     if a.delay_ms < 0:
         p.error(f"--delay-ms must be >= 0, got {a.delay_ms}")
     from .server import serve
-    serve(a.models, port=a.port, host=a.host, delay=a.delay_ms / 1000.0)
+    try:
+        serve(a.models, port=a.port, host=a.host, delay=a.delay_ms / 1000.0)
+    except ValueError as exc:          # an unknown model: one line, not a traceback
+        p.error(str(exc))
 
 
 if __name__ == "__main__":

@@ -89,8 +89,16 @@ class Endpoint:
         return f"Endpoint({self.url!r}, {self.model_name!r})"
 
     def close(self):
-        """Close the HTTP connections."""
+        """Close the HTTP connections (also done when the endpoint is garbage collected)."""
         self._client.close()
+
+    def __del__(self):
+        client = getattr(self, "_client", None)
+        if client is not None:
+            try:
+                client.close()
+            except Exception:  # pragma: no cover - interpreter shutdown
+                pass
 
     def _fail(self, call, what):
         return RemoteError(f"fastspec.remote: model {self.model_name!r} at {self.url}, oracle "

@@ -33,6 +33,8 @@ import time
 
 import numpy as np
 
+from .client import TENSOR_NAMES
+
 __all__ = ["MODELS", "build_model", "serve", "start_server", "ServerProcess", "free_port"]
 
 DEFAULT_HOST = "127.0.0.1"
@@ -226,9 +228,6 @@ def _served_model_class(kserve):
     return ServedModel
 
 
-#: Default tensor names, shared with the client.
-TENSOR_NAMES = {"context": "context", "positions": "positions", "marginals": "marginals",
-                "z": "z", "sigma": "sigma", "denoised": "denoised"}
 
 
 def serve(specs, *, port, host=DEFAULT_HOST, delay=0.0, names=None):
@@ -248,10 +247,11 @@ def serve(specs, *, port, host=DEFAULT_HOST, delay=0.0, names=None):
     names : dict, optional
         Tensor names overriding :data:`TENSOR_NAMES`.
     """
+    built = [build_model(spec) for spec in specs]     # a bad name fails before KServe loads
     kserve, RESTServer = _kserve()
     served = _served_model_class(kserve)
     names = dict(TENSOR_NAMES, **(names or {}))
-    models = [served(name, model, delay, names) for name, model in map(build_model, specs)]
+    models = [served(name, model, delay, names) for name, model in built]
     server = kserve.ModelServer(http_port=int(port), enable_grpc=False, workers=1,
                                 enable_latency_logging=False, grace_period=1)
     for m in models:
