@@ -13,6 +13,7 @@ Commands::
     peers [--quick] [--out docs]                 fastspec against approximate samplers (issue 11)
     distributed [--quick] [--out docs]           Dask: samples/s with 1 and 2 local workers
     pretrained [--out docs] [--seeds 5]          shipped models: quality, rounds, acceptance
+    remote [--quick] [--out docs]                through a V2 server on 127.0.0.1 (issue 22)
 """
 
 import argparse
@@ -53,10 +54,13 @@ def _run(a):
     elif a.command == "pretrained":
         from . import pretrained
         pretrained.run(out=a.out, n_seeds=a.seeds)
+    elif a.command == "remote":
+        from . import remote
+        remote.run(out=a.out, quick=a.quick)
 
 
 COMMANDS = ["scaling", "plot", "wallclock", "overhead", "table", "plain", "memory", "srs",
-            "peers", "distributed", "pretrained"]
+            "peers", "distributed", "pretrained", "remote"]
 
 
 def main(argv=None):

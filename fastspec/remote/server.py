@@ -323,6 +323,14 @@ class ServerProcess:
         self.stop()
 
 
+#: Thread counts :func:`start_server` gives the server unless told otherwise: the
+#: shipped models' matmuls are small, and on a shared 2-core machine (load 8.8)
+#: multi-threaded BLAS made a block call of digits_ar 8x slower (one sample:
+#: 0.50-0.65 s against 0.063 s single-threaded, docs/REMOTE.md).
+SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                   "NUMBA_NUM_THREADS": "1"}
+
+
 def start_server(specs, *, port=None, host=DEFAULT_HOST, delay=0.0, timeout=60.0, env=None):
     """Start ``python -m fastspec.remote serve`` in a child process and wait until it is ready.
 
@@ -338,7 +346,8 @@ def start_server(specs, *, port=None, host=DEFAULT_HOST, delay=0.0, timeout=60.0
     timeout : float, default 60.0
         Seconds to wait for every model to be ready.
     env : dict, optional
-        Environment of the child (default: this process's).
+        Environment of the child. Default: this process's, with
+        :data:`SINGLE_THREADED` set where it is unset.
 
     Returns
     -------
@@ -358,6 +367,8 @@ def start_server(specs, *, port=None, host=DEFAULT_HOST, delay=0.0, timeout=60.0
                                       delete=False)
     cmd = [sys.executable, "-m", "fastspec.remote", "serve", *specs, "--host", host,
            "--port", str(port), "--delay-ms", repr(1000.0 * float(delay))]
+    if env is None:
+        env = dict(SINGLE_THREADED, **os.environ)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                             env=env)
     handle = ServerProcess(proc, f"{host}:{port}", log)
