@@ -270,6 +270,19 @@ def serve(specs, *, port, host=DEFAULT_HOST, delay=0.0, names=None):
 
 # -- a server in a child process ---------------------------------------------------------------
 
+def stop_with_parent(parent_pid, period=1.0):
+    """SIGTERM this process once ``parent_pid`` is no longer its parent (a daemon thread).
+
+    A server started by :func:`start_server` so ends with the process that
+    started it, even when that one is killed before it can call ``stop()``.
+    """
+    def watch():
+        while os.getppid() == parent_pid:
+            time.sleep(period)
+        os.kill(os.getpid(), signal.SIGTERM)
+    threading.Thread(target=watch, name="fastspec-parent-watch", daemon=True).start()
+
+
 def free_port(host=DEFAULT_HOST):
     """A TCP port free on ``host`` right now (the OS's choice)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -366,7 +379,8 @@ def start_server(specs, *, port=None, host=DEFAULT_HOST, delay=0.0, timeout=60.0
     log = tempfile.NamedTemporaryFile("w+", prefix="fastspec-remote-", suffix=".log",
                                       delete=False)
     cmd = [sys.executable, "-m", "fastspec.remote", "serve", *specs, "--host", host,
-           "--port", str(port), "--delay-ms", repr(1000.0 * float(delay))]
+           "--port", str(port), "--delay-ms", repr(1000.0 * float(delay)),
+           "--parent-pid", str(os.getpid())]
     if env is None:
         env = dict(SINGLE_THREADED, **os.environ)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
