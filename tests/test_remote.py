@@ -254,3 +254,30 @@ def test_killed_server_gives_a_clear_error_within_the_timeout(server):
 def test_unknown_model_name_stops_the_server_with_a_message():
     with pytest.raises(RuntimeError, match="unknown model 'nope'"):
         start_server(["nope"], timeout=30)
+
+
+def test_import_fastspec_remote_imports_no_client_or_server_library():
+    import subprocess
+    import sys
+    code = ("import fastspec, fastspec.remote, fastspec.remote.server, sys; "
+            "loaded = [m for m in ('httpx', 'kserve', 'fastapi') if m in sys.modules]; "
+            "assert not loaded, loaded")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_bench_table_and_speedups_from_rows(tmp_path):
+    from fastspec.bench import remote as bench_remote
+    base = dict(model="digits_ar", n_samples=1, positions=False, delay_ms=20, rounds=9,
+                wall_over_round_trips=1.01, samples_per_second=1.0)
+    rows = [dict(base, method="sequential", max_in_flight=1, seconds=2.0),
+            dict(base, method="block", max_in_flight=1, seconds=0.25),
+            dict(base, method="block", max_in_flight=4, seconds=0.125)]
+    bench_remote._speedups(rows)
+    assert rows[1]["speedup_vs_sequential"] == 8.0
+    assert rows[2]["speedup_vs_in_flight_1"] == 2.0
+    text = bench_remote.table(rows)
+    assert "| digits_ar | 1 | no | 20 | 2.00 | 0.25 | 9 | 8.0x | 1.01 |" in text
+    bench_remote.plot(rows, str(tmp_path / "remote.png"))
+    assert (tmp_path / "remote.png").stat().st_size > 0
