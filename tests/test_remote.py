@@ -233,9 +233,14 @@ def test_request_carries_binary_tensors():
     assert b'"binary_data_size": 96' in body[:n]
 
 
-def test_killed_server_gives_a_clear_error_within_the_timeout(server):
+def test_slow_and_killed_server_give_clear_errors_within_the_timeout(server):
     slow = start_server(["markov3"], delay=5.0, timeout=60)
     try:
+        impatient = fr.ar_model(slow.url, "markov3", n=6, q=3, timeout=0.5)
+        t = time.perf_counter()
+        with pytest.raises(fr.RemoteError, match="no answer within the timeout of 0.5 s"):
+            fastspec.sample(impatient, seed=0)
+        assert time.perf_counter() - t < 2.0
         model = fr.ar_model(slow.url, "markov3", n=6, q=3, timeout=10.0, backoff=0.01)
         threading.Timer(0.5, slow.kill).start()
         t = time.perf_counter()

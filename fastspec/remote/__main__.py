@@ -20,16 +20,21 @@ def main(argv=None):
                    help="address to listen on (default: the loopback address only)")
     s.add_argument("--delay-ms", type=float, default=0.0,
                    help="milliseconds added to every call, to emulate a remote GPU")
+    s.add_argument("--instances", type=int, default=1,
+                   help="calls of one model computed at once (default 1)")
     s.add_argument("--parent-pid", type=int, default=None,
                    help="stop when this process is gone (start_server passes its own pid)")
     a = p.parse_args(argv)
     if a.delay_ms < 0:
         p.error(f"--delay-ms must be >= 0, got {a.delay_ms}")
+    if a.instances < 1:
+        p.error(f"--instances must be >= 1, got {a.instances}")
     from .server import serve, stop_with_parent
     if a.parent_pid is not None:
         stop_with_parent(a.parent_pid)
     try:
-        serve(a.models, port=a.port, host=a.host, delay=a.delay_ms / 1000.0)
+        serve(a.models, port=a.port, host=a.host, delay=a.delay_ms / 1000.0,
+              instances=a.instances)
     except ValueError as exc:          # an unknown model: one line, not a traceback
         p.error(str(exc))
 

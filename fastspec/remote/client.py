@@ -109,8 +109,10 @@ class Endpoint:
 
         Returns
         -------
-        ndarray of float32 or float64
+        array : ndarray of float32 or float64
             A read-only view of the answer's bytes.
+        call : int
+            The number of this call (1, 2, ...), for error messages.
 
         Raises
         ------
@@ -154,7 +156,7 @@ class Endpoint:
         if datatype not in _FLOATS:
             raise self._fail(call, f"output {output!r} has datatype {datatype}; expected FP32 "
                                    "or FP64")
-        return array
+        return array, call
 
 
 class RemoteMarginals:
@@ -176,11 +178,11 @@ class RemoteMarginals:
             positions = np.ascontiguousarray(positions, dtype=np.int64)
             inputs.append((self.names["positions"], positions))
             width = positions.shape[1]
-        out = self.endpoint.infer(inputs, self.names["marginals"])
+        out, call = self.endpoint.infer(inputs, self.names["marginals"])
         expected = (ctx.shape[0], width, self.q)
         if out.shape != expected:
             raise self.endpoint._fail(
-                self.endpoint.calls, f"output {self.names['marginals']!r} has shape "
+                call, f"output {self.names['marginals']!r} has shape "
                 f"{list(out.shape)}; expected {list(expected)} = (K, {'W' if positions is not None else 'n'}, q)")
         return out
 
@@ -203,11 +205,11 @@ class RemoteDenoiser:
         k = z.shape[0]
         zs = np.ascontiguousarray(z.reshape((k,) + self.shape), dtype=self.dtype)
         sig = np.ascontiguousarray(sigma, dtype=self.dtype)
-        out = self.endpoint.infer([(self.names["z"], zs), (self.names["sigma"], sig)],
-                                  self.names["denoised"])
+        out, call = self.endpoint.infer([(self.names["z"], zs), (self.names["sigma"], sig)],
+                                        self.names["denoised"])
         if out.shape != zs.shape:
             raise self.endpoint._fail(
-                self.endpoint.calls, f"output {self.names['denoised']!r} has shape "
+                call, f"output {self.names['denoised']!r} has shape "
                 f"{list(out.shape)}; expected {list(zs.shape)} = (K, *shape)")
         return out.reshape(z.shape)
 

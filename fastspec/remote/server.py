@@ -182,11 +182,12 @@ def _served_model_class(kserve):
     class ServedModel(kserve.Model):
         """One fastspec model behind KServe; ``delay`` seconds added to every call."""
 
-        def __init__(self, name, model, delay, names):
+        def __init__(self, name, model, delay, names, instances=1):
             super().__init__(name)
             self.model, self.delay, self.names = model, float(delay), names
-            # The shipped networks may answer in a buffer they reuse: one call at a time.
-            self._lock = threading.Lock()
+            # An oracle may answer in a buffer it reuses (the ARModel contract), so at
+            # most ``instances`` calls compute at once, each answer copied before release.
+            self._lock = threading.Semaphore(int(instances))
             self.ready = True
 
         def _compute(self, inputs):
@@ -230,7 +231,7 @@ def _served_model_class(kserve):
 
 
 
-def serve(specs, *, port, host=DEFAULT_HOST, delay=0.0, names=None):
+def serve(specs, *, port, host=DEFAULT_HOST, delay=0.0, names=None, instances=1):
     """Serve the models ``specs`` over V2 HTTP until SIGINT or SIGTERM (blocks).
 
     Parameters
@@ -246,12 +247,17 @@ def serve(specs, *, port, host=DEFAULT_HOST, delay=0.0, names=None):
         without holding the model), to emulate the latency of a remote GPU.
     names : dict, optional
         Tensor names overriding :data:`TENSOR_NAMES`.
+    instances : int, default 1
+        Calls of one model computed at once (as Triton's instance groups, or
+        a GPU's streams). Above 1 the model's oracle must be thread-safe and
+        must not answer in a buffer it reuses (the shipped and reference
+        models allocate every answer).
     """
     built = [build_model(spec) for spec in specs]     # a bad name fails before KServe loads
     kserve, RESTServer = _kserve()
     served = _served_model_class(kserve)
     names = dict(TENSOR_NAMES, **(names or {}))
-    models = [served(name, model, delay, names) for name, model in built]
+    models = [served(name, model, delay, names, instances) for name, model in built]
     server = kserve.ModelServer(http_port=int(port), enable_grpc=False, workers=1,
                                 enable_latency_logging=False, grace_period=1)
     for m in models:
@@ -344,7 +350,8 @@ SINGLE_THREADED = {"OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM
                    "NUMBA_NUM_THREADS": "1"}
 
 
-def start_server(specs, *, port=None, host=DEFAULT_HOST, delay=0.0, timeout=60.0, env=None):
+def start_server(specs, *, port=None, host=DEFAULT_HOST, delay=0.0, timeout=60.0, env=None,
+                 instances=1):
     """Start ``python -m fastspec.remote serve`` in a child process and wait until it is ready.
 
     Parameters
@@ -358,6 +365,8 @@ def start_server(specs, *, port=None, host=DEFAULT_HOST, delay=0.0, timeout=60.0
         Seconds added to every call (see :func:`serve`).
     timeout : float, default 60.0
         Seconds to wait for every model to be ready.
+    instances : int, default 1
+        Calls of one model computed at once (see :func:`serve`).
     env : dict, optional
         Environment of the child. Default: this process's, with
         :data:`SINGLE_THREADED` set where it is unset.
@@ -380,7 +389,7 @@ def start_server(specs, *, port=None, host=DEFAULT_HOST, delay=0.0, timeout=60.0
                                       delete=False)
     cmd = [sys.executable, "-m", "fastspec.remote", "serve", *specs, "--host", host,
            "--port", str(port), "--delay-ms", repr(1000.0 * float(delay)),
-           "--parent-pid", str(os.getpid())]
+           "--instances", str(int(instances)), "--parent-pid", str(os.getpid())]
     if env is None:
         env = dict(SINGLE_THREADED, **os.environ)
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
