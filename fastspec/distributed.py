@@ -63,18 +63,18 @@ def _check_chunk_size(chunk_size):
     return check_count("chunk_size", chunk_size, " (samples per Dask task)", allow_none=True)
 
 
-def _check_kwargs(n_samples, sample_kwargs):
+def _check_kwargs(n_samples, sample_kwargs, caller="fastspec.distributed.sample"):
     """Reject what :func:`fastspec.sample` would reject by name, on the client."""
     from .api import sample as local_sample
     for key in _RESERVED:
         if key in sample_kwargs:
-            raise TypeError(f"fastspec.distributed.sample got {key}=; "
+            raise TypeError(f"{caller} got {key}=; "
                             + ("pass model_factory, a callable that builds the model, instead"
                                if key == "model" else f"{key} is its own argument"))
     params = inspect.signature(local_sample).parameters
     for key in sample_kwargs:
         if key not in params:
-            raise TypeError(f"fastspec.distributed.sample got an unexpected keyword argument "
+            raise TypeError(f"{caller} got an unexpected keyword argument "
                             f"{key!r}; it passes on those of fastspec.sample: "
                             f"{', '.join(p for p in params if p not in _RESERVED)}")
     given = sample_kwargs.get("given")

@@ -14,6 +14,7 @@ Commands::
     distributed [--quick] [--out docs]           Dask: samples/s with 1 and 2 local workers
     pretrained [--out docs] [--seeds 5]          shipped models: quality, rounds, acceptance
     dllm [--quick] [--out docs]                  against diffusion-LM unmasking, character chain (issue 19)
+    remote [--quick] [--out docs]                through a V2 server on 127.0.0.1 (issue 22)
 
 Outputs go to ``--out DIR``; without it, to a new folder
 ``fastspec-bench/COMMAND-YYYYmmdd-HHMMSS`` of the current folder, so a run never
@@ -63,10 +64,13 @@ def _run(a):
     elif a.command == "dllm":
         from . import dllm
         dllm.run(dllm.QUICK if a.quick else dllm.FULL, out=a.out)
+    elif a.command == "remote":
+        from . import remote
+        remote.run(out=a.out, quick=a.quick)
 
 
 COMMANDS = ["scaling", "plot", "wallclock", "overhead", "table", "plain", "memory", "srs",
-            "peers", "distributed", "pretrained", "dllm"]
+            "peers", "distributed", "pretrained", "dllm", "remote"]
 
 
 def main(argv=None):
