@@ -166,6 +166,9 @@ def _combine(results, wall_seconds):
         wall_seconds=wall_seconds,
         oracle_seconds=sum(s.oracle_seconds for s in stats),
         oracle_calls=sum(s.oracle_calls for s in stats),
+        positions=sum(s.positions for s in stats),
+        positions_per_sample=(cat("positions_per_sample")
+                              if stats[0].positions_per_sample is not None else None),
     )
     samples = np.concatenate([r.samples for r in results])
     orders = log_prob = None
