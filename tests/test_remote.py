@@ -25,7 +25,6 @@ import fastspec.remote as fr  # noqa: E402
 from fastspec._rules import UNVERIFIED  # noqa: E402
 from fastspec.api import _sample  # noqa: E402
 from fastspec.models import TableModel  # noqa: E402
-from fastspec.remote.client import RemoteMarginals  # noqa: E402
 from fastspec.remote.protocol import encode_request  # noqa: E402
 from fastspec.remote.server import (_gaussian_mixture, _markov3, ar_answer,  # noqa: E402
                                     start_server)

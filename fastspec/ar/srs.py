@@ -37,7 +37,6 @@ class SrsSampler(_Srs):
         k = r.k[slot]
         init = np.zeros((parents.size, int(k.max()), outer.model.q))
         for p, (a, s) in enumerate(zip(slot, parents)):
-            block = outer.orders[s, r.t[a]:r.t[a] + k[p]]
             if r.first_row[a]:                       # fresh: the draft is exactly that
                 init[p, :k[p]] = outer.draft[s, (r.t[a] + np.arange(k[p])) % outer.draft.shape[1]]
             else:                                    # else row 0's window, checked here

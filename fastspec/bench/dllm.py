@@ -22,7 +22,6 @@ per n, the floor as a band). docs/DLLM.md gives the results.
 import csv
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 
@@ -31,7 +30,7 @@ from scipy.special import rel_entr
 
 import fastspec
 from ..models.ar import CHARACTER_SMOOTHING, MarkovChain
-from .files import write_csv
+from .files import pyplot, write_csv
 
 __all__ = ["Budget", "FULL", "QUICK", "CSV_COLUMNS", "REMASKING", "transfer_counts", "unmask",
            "transition_rates", "floor", "run", "plot_csv"]
@@ -311,12 +310,8 @@ def plot_csv(csv_path, png_path):
 
 
 def _plot(rows, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is missing: pip install -e '.[bench]' (figure skipped)", file=sys.stderr)
+    plt = pyplot()
+    if plt is None:
         return
     sizes = list(dict.fromkeys(r["n"] for r in rows))
     fig, axes = plt.subplots(1, len(sizes), figsize=(5.2 * len(sizes), 4.2), squeeze=False)

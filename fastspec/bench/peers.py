@@ -22,7 +22,6 @@ law. docs/PEERS.md explains each choice.
 import csv
 import math
 import os
-import sys
 import time
 from dataclasses import dataclass
 from typing import Callable, Optional
@@ -33,7 +32,7 @@ from scipy import stats
 import fastspec
 from . import peer_errors as errors
 from . import peer_samplers as approx
-from .files import write_csv
+from .files import pyplot, write_csv
 
 __all__ = ["ARCase", "DiffusionCase", "Budget", "FULL", "QUICK", "CASES", "register", "run",
            "rounds_to_reach", "format_table", "redraw", "plot_csv", "CSV_COLUMNS", "SAMPLERS"]
@@ -607,14 +606,10 @@ def plot_csv(csv_path, png_path, thresholds=None):
 
 
 def _plot(rows, path, thresholds):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-        from matplotlib import ticker
-    except ImportError:
-        print("matplotlib is missing: pip install -e '.[bench]' (figure skipped)", file=sys.stderr)
+    plt = pyplot()
+    if plt is None:
         return
+    from matplotlib import ticker
     models = list(dict.fromkeys(r["model"] for r in rows))
     cols = min(3, len(models))
     nrow = math.ceil(len(models) / cols)

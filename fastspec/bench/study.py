@@ -6,13 +6,12 @@ is not affordable they are computed and the CSV row says ``exact-by-construction
 
 import csv
 import os
-import sys
 import time
 
 import numpy as np
 
 import fastspec
-from .files import write_csv
+from .files import pyplot, write_csv
 
 METHODS = ("sequential", "token", "block", "srs")
 E2 = np.exp(2.0)
@@ -90,12 +89,8 @@ def plot_csv(csv_path, png_path):
 
 
 def _plot(rows, path):
-    try:
-        import matplotlib
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is missing: pip install -e '.[bench]' (figure skipped)", file=sys.stderr)
+    plt = pyplot()
+    if plt is None:
         return
     models = sorted({r["model"] for r in rows})
     fig, axes = plt.subplots(1, len(models), figsize=(4 * len(models), 3.6), squeeze=False)
