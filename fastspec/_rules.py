@@ -21,6 +21,8 @@ residual masses ``R_i``:
 
 import math
 
+import numpy as np
+
 from ._jit import kernel
 
 #: Public methods. "auto" resolves to :data:`AUTO_METHOD`.
@@ -82,3 +84,20 @@ def reset_slot(fstate, istate, a):
     istate[a, CAND_ROW] = -1
     istate[a, ACCEPT] = -1
     istate[a, FULL_ROW] = -1
+
+
+@kernel(inline="always")
+def slots_of_rows(row_start, start, stop):
+    """``(lo, hi)``: slots ``lo .. hi - 1`` own the round's rows ``start .. stop - 1``.
+
+    ``row_start`` is int64 ``(n_slots + 1,)``: slot ``a`` owns rows
+    ``row_start[a] .. row_start[a + 1] - 1`` of the round (one call sees a run of them).
+    """
+    return (np.searchsorted(row_start, start, side="right") - 1,
+            np.searchsorted(row_start, stop, side="left"))
+
+
+@kernel(inline="always")
+def rows_of_slot(row_start, a, start, stop):
+    """``(r0, r1)``: the rows of slot ``a`` inside ``start .. stop - 1``."""
+    return max(start, row_start[a]), min(stop, row_start[a + 1])

@@ -24,8 +24,8 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel, twin
-from .._rules import (ACCEPT, BLOCK, CAND, CAND_ROW, DEAD, FULL_ROW, LOG_PI, SRS,
-                      TINY, TOKEN, keeps_whole, reset_slot, stop_probability)
+from .._rules import (ACCEPT, BLOCK, CAND, CAND_ROW, DEAD, FULL_ROW, LOG_PI, SRS, TINY, TOKEN,
+                      keeps_whole, reset_slot, rows_of_slot, slots_of_rows, stop_probability)
 from .._seeds import next_double, shuffle
 from .._sizer import FIXED, update as update_block_size
 
@@ -169,12 +169,10 @@ def verify_rows(rule, dense, probs, tol, start, stop, samples, t, k, first_row,
     block answers order indices ``t + i, t + i + 1, ..`` (the positions protocol,
     :meth:`fastspec.ar.sampler.ARSampler.request`).
     """
-    slot_lo = np.searchsorted(row_start, start, side="right") - 1
-    slot_hi = np.searchsorted(row_start, stop, side="left")
+    slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for a in prange(slot_lo, slot_hi):
         s = samples[a]
-        r0 = max(start, row_start[a])
-        r1 = min(stop, row_start[a + 1])
+        r0, r1 = rows_of_slot(row_start, a, start, stop)
         for g in range(r0, r1):
             if istate[a, DEAD]:
                 break

@@ -22,8 +22,8 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel, twin
-from .._rules import (ACCEPT, BLOCK, CAND, CAND_ROW, DEAD, FULL_ROW, LOG_PI, SRS,
-                      TINY, TOKEN, keeps_whole, reset_slot, stop_probability)
+from .._rules import (ACCEPT, BLOCK, CAND, CAND_ROW, DEAD, FULL_ROW, LOG_PI, SRS, TINY, TOKEN,
+                      keeps_whole, reset_slot, rows_of_slot, slots_of_rows, stop_probability)
 from .._seeds import fill_normals, next_double
 from .._sizer import update as update_block_size
 
@@ -210,12 +210,10 @@ def fill_states(rng, samples, j, k, first_row, row_start, start, stop, d_draft, 
     for the verification) and, for ``i < k``, the noise ``xi_i`` of the step
     leaving it (``xi_out``), drawn from the sample's stream.
     """
-    slot_lo = np.searchsorted(row_start, start, side="right") - 1
-    slot_hi = np.searchsorted(row_start, stop, side="left")
+    slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for slot in prange(slot_lo, slot_hi):
         s = samples[slot]
-        r0 = max(start, row_start[slot])
-        r1 = min(stop, row_start[slot + 1])
+        r0, r1 = rows_of_slot(row_start, slot, start, stop)
         for g in range(r0, r1):
             row = g - start
             i = g - row_start[slot] + first_row[slot]
@@ -246,12 +244,10 @@ def verify_rows(rule, den, start, stop, samples, j, k, first_row, row_start,
     (the denoiser at the block's start, which seeds the residual proposals).
     """
     dim = den.shape[1]
-    slot_lo = np.searchsorted(row_start, start, side="right") - 1
-    slot_hi = np.searchsorted(row_start, stop, side="left")
+    slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for slot in prange(slot_lo, slot_hi):
         s = samples[slot]
-        r0 = max(start, row_start[slot])
-        r1 = min(stop, row_start[slot + 1])
+        r0, r1 = rows_of_slot(row_start, slot, start, stop)
         for g in range(r0, r1):
             if istate[slot, DEAD]:
                 break
