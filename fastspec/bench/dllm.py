@@ -29,6 +29,7 @@ import numpy as np
 from scipy.special import rel_entr
 
 import fastspec
+from ..api import check_n_samples
 from ..models.ar import CHARACTER_SMOOTHING, MarkovChain
 from .files import pyplot, write_csv
 
@@ -141,10 +142,8 @@ def unmask(chain, steps, n_samples, seed=None, *, remasking="random"):
     counts = transfer_counts(n, steps)
     if remasking not in REMASKING:
         raise ValueError(f"remasking must be one of {REMASKING}, got {remasking!r}")
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+    S = check_n_samples(n_samples)
     rng = np.random.default_rng(seed)
-    S = int(n_samples)
     ctx = np.full((S, n), -1, dtype=np.int64)
     rows = np.arange(S)[:, None]
     every = np.broadcast_to(np.arange(n), (S, n))

@@ -241,8 +241,7 @@ def ar_model(url, model_name, *, n, q, positions=False, timeout=30.0, retries=3,
         Use the positions protocol: the engine asks for the marginals of the
         positions it needs only, and the request carries an input
         ``positions`` INT64 ``(K, W)`` (free positions per row, padded with
-        -1); the answer is ``(K, W, q)`` instead of ``(K, n, q)``. Needs an
-        engine whose ARModel takes ``positions=True``.
+        -1); the answer is ``(K, W, q)`` instead of ``(K, n, q)``.
     timeout, retries, backoff : see :class:`Endpoint`
     names : dict, optional
         Tensor names instead of ``context``, ``positions``, ``marginals``.
@@ -268,9 +267,7 @@ def ar_model(url, model_name, *, n, q, positions=False, timeout=30.0, retries=3,
     from .. import ARModel
     oracle = RemoteMarginals(Endpoint(url, model_name, timeout=timeout, retries=retries,
                                       backoff=backoff), n, q, _names(names))
-    if not isinstance(positions, bool):
-        raise ValueError(f"positions must be True or False, got {positions!r}")
-    return ARModel(oracle, n, q, positions=positions)
+    return ARModel(oracle, n, q, positions=positions)      # ARModel checks positions
 
 
 def diffusion_model(url, model_name, *, shape, dtype="FP32", timeout=30.0, retries=3,
@@ -283,8 +280,9 @@ def diffusion_model(url, model_name, *, shape, dtype="FP32", timeout=30.0, retri
         ``host:port`` of the server.
     model_name : str
     shape : int or tuple of int
-        Shape of one data point on the server (e.g. ``(8, 8)``); the engine
-        sees ``prod(shape)`` values per row.
+        Shape of one data point on the server (e.g. ``(8, 8)``); rows reach
+        the server as ``(K, *shape)`` and samples come back as
+        ``(n_samples, *shape)``.
     dtype : {"FP32", "FP64"}, default "FP32"
         Datatype of ``z`` and ``sigma`` on the wire. "FP64" sends the engine's
         values unrounded, so the samples equal those of the local model.
