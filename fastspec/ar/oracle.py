@@ -131,6 +131,11 @@ class ARModel:
         if options.pop("schedule", None) is not None:
             raise ValueError("schedule is for DiffusionModel only; an ARModel takes order= "
                              "and given=")
+        if isinstance(options.get("order"), str):
+            from .confidence import ConfidenceSampler, check_confidence_order
+            check_confidence_order(options.pop("order"), method)
+            options.pop("parallel", None)
+            return ConfidenceSampler(self, streams, method=method, **options)
         if method == "srs":
             from .srs import SrsSampler
             options.pop("rule", None)
