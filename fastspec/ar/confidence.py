@@ -34,7 +34,7 @@ from .._jit import kernel
 from .._rules import (ACCEPT, BLOCK, CAND, CAND_ROW, DEAD, FULL_ROW, LOG_PI, N_ISTATE, RULES,
                       TINY, TOKEN, keeps_whole, rows_of_slot, slots_of_rows, stop_probability)
 from .._seeds import next_double
-from .._sizer import COST, BlockSizer, update as update_block_size
+from .._sizer import COST, DEFAULT, BlockSizer, update as update_block_size
 from .kernels import check_marginal, draw_categorical
 from .sampler import check_given
 
@@ -84,16 +84,70 @@ def most_confident(conf):
     return -1
 
 
+@kernel(inline="always")
+def learn_neighbours(table, counts, s, probs, row, totals, conf, b, w):
+    """Add the normalised marginals answer row ``row`` gives the free neighbours of its
+    latest pin ``(b, w)`` to sample ``s``'s neighbour table (``conf[p] >= 0``: free)."""
+    for side in range(2):
+        p = b - 1 + 2 * side
+        if 0 <= p < conf.shape[0] and conf[p] >= 0.0:
+            counts[s, side, w] += 1.0
+            for y in range(table.shape[3]):
+                table[s, side, w, y] += probs[row, p, y] / totals[p]
+
+
+@kernel(inline="always")
+def learn_from_unused_row(table, counts, s, probs, row, tol, x, D, W, a, i):
+    """A row the rules do not use (after a rejection, or after a pair of target
+    probability 0) still teaches the neighbour table what the oracle answered next to
+    its latest pin ``(D[a, i - 1], W[a, i - 1])``, where those answers are
+    distributions: an oracle may answer anything in such a row, so nothing is raised."""
+    b, w = D[a, i - 1], W[a, i - 1]
+    for side in range(2):
+        p = b - 1 + 2 * side
+        if p < 0 or p >= x.shape[1] or x[s, p] >= 0:
+            continue
+        drafted = False
+        for j in range(i):
+            drafted = drafted or D[a, j] == p
+        total, code = check_marginal(probs[row, p], tol)
+        if drafted or code != 0:
+            continue
+        counts[s, side, w] += 1.0
+        for y in range(table.shape[3]):
+            table[s, side, w, y] += probs[row, p, y] / total
+
+
+@kernel(inline="always")
+def guess_neighbours(table, counts, s, dist, conf, b, w):
+    """After drafting ``w`` at ``b``: the free, undrafted neighbours of ``b`` (``conf >= 0``)
+    take the table's mean marginal next to ``w``, when it has one, and its confidence."""
+    for side in range(2):
+        p = b - 1 + 2 * side
+        if 0 <= p < conf.shape[0] and conf[p] >= 0.0 and counts[s, side, w] > 0.0:
+            m = 0.0
+            for y in range(dist.shape[1]):
+                dist[p, y] = table[s, side, w, y] / counts[s, side, w]
+                m = max(m, dist[p, y])
+            conf[p] = m
+
+
 @kernel
-def draft_pairs(rng, samples, t, k, fresh, x, draft, D, W, q_at, u_stop, fstate, istate, conf):
-    """Each slot's ``k`` drafted pairs, in decreasing confidence at the draft's context.
+def draft_pairs(rng, samples, t, k, fresh, x, draft, table, counts, last, D, W, q_at, q_draft,
+                u_stop, fstate, istate, conf, dist):
+    """Each slot's ``k`` drafted pairs (docs/ALGORITHMS.md, section 7).
 
     ``draft[s]`` (n, q) holds normalised marginals at the draft's context (the
-    current one when ``fresh[s]``); positions pinned since are skipped. Draws the
-    symbols ``W_i ~ draft[s, D_i]``, then ``k + 1`` stop uniforms, from the sample's
-    stream, and resets the slot's state. With a fresh draft row 0 is not asked:
-    the first pair is the target's own step (ratio 1), so the block's default stop
-    is there with ``CAND_ROW = -1``.
+    current one when ``fresh[s]``, else the context before the residual pair
+    ``last[s]``). Positions are drafted greedily by confidence (ties to the lowest
+    index), as the target chooses them, each symbol ``W_i`` drawn from its draft
+    marginal ``q_draft[a, i]``; after each drafted pair (and first the residual
+    pair of a stale draft) the free neighbours of its position take the neighbour
+    table's mean marginal next to its symbol (:func:`guess_neighbours`), the
+    sample's own record of what the oracle answered there in earlier rounds. Then
+    ``k + 1`` stop uniforms, all from the sample's stream; the slot's state is
+    reset. With a fresh draft row 0 is not asked: the first pair is the target's
+    own step (ratio 1), so the block's default stop is there with ``CAND_ROW = -1``.
     """
     n, q = draft.shape[1], draft.shape[2]
     for a in range(samples.shape[0]):
@@ -103,15 +157,21 @@ def draft_pairs(rng, samples, t, k, fresh, x, draft, D, W, q_at, u_stop, fstate,
             if x[s, i] < 0:
                 m = 0.0
                 for y in range(q):
+                    dist[i, y] = draft[s, i, y]
                     m = max(m, draft[s, i, y])
                 conf[i] = m
+        if not fresh[s] and last[s, 0] >= 0 and k[a] > 0:
+            guess_neighbours(table, counts, s, dist, conf, last[s, 0], last[s, 1])
         for j in range(k[a]):
             b = most_confident(conf)
             conf[b] = -1.0
             D[a, j] = b
-            w = draw_categorical(draft[s, b], next_double(rng, s))
+            w = draw_categorical(dist[b], next_double(rng, s))
             W[a, j] = w
-            q_at[a, j] = draft[s, b, w]
+            q_at[a, j] = dist[b, w]
+            for y in range(q):
+                q_draft[a, j, y] = dist[b, y]
+            guess_neighbours(table, counts, s, dist, conf, b, w)
         for j in range(k[a] + 1):
             u_stop[a, j] = next_double(rng, s)
         fstate[a, :] = 0.0
@@ -127,8 +187,8 @@ def draft_pairs(rng, samples, t, k, fresh, x, draft, D, W, q_at, u_stop, fstate,
 
 @kernel
 def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, row_start, x,
-                     draft, D, W, q_at, u_stop, fstate, istate, cand_row, full_row, err, conf,
-                     totals):
+                     table, counts, last, D, W, q_at, q_draft, u_stop, fstate, istate, cand_row,
+                     full_row, err, conf, totals):
     """Read the answer rows ``start .. stop - 1`` (dense ``(K, n, q)``), in order.
 
     Row ``i`` of a slot has context ``C_i``: every free position's marginal is
@@ -139,7 +199,8 @@ def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, ro
     residual mass is ``sum_y (pi p(y) - q(y))_+`` at a matched position, ``pi``
     at another (disjoint supports). A stop candidate keeps its row's normalised
     marginals (``cand_row``), the row ``k`` of a block kept whole keeps its own
-    (``full_row``): the next draft.
+    (``full_row``): the next draft. Each row read also teaches the sample's
+    neighbour table what the oracle answers next to the row's latest pin.
     """
     n, q = x.shape[1], probs.shape[2]
     slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
@@ -147,10 +208,12 @@ def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, ro
         s = samples[a]
         r0, r1 = rows_of_slot(row_start, a, start, stop)
         for g in range(r0, r1):
-            if istate[a, DEAD]:
-                break
             row = g - start
             i = g - row_start[a] + first_row[a]
+            if istate[a, DEAD]:
+                if err[a, 0] == 0 and i > 0:
+                    learn_from_unused_row(table, counts, s, probs, row, tol, x, D, W, a, i)
+                continue
             for p in range(n):
                 conf[p] = 0.0 if x[s, p] < 0 else -1.0
             for j in range(i):
@@ -170,6 +233,12 @@ def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, ro
                 totals[p] = total
             if istate[a, DEAD]:
                 break
+            if i > 0:
+                learn_neighbours(table, counts, s, probs, row, totals, conf, D[a, i - 1],
+                                 W[a, i - 1])
+            elif last[s, 0] >= 0:
+                learn_neighbours(table, counts, s, probs, row, totals, conf, last[s, 0],
+                                 last[s, 1])
             best = most_confident(conf)
             if i < k[a]:
                 b = D[a, i]
@@ -186,7 +255,7 @@ def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, ro
                     if matched:
                         residual = 0.0
                         for y in range(q):
-                            d = pi * (probs[row, b, y] / totals[b]) - draft[s, b, y]
+                            d = pi * (probs[row, b, y] / totals[b]) - q_draft[a, i, y]
                             if d > 0.0:
                                 residual += d
                     candidate = u_stop[a, i] < stop_probability(residual, log_pi)
@@ -227,8 +296,8 @@ def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, ro
 
 
 @kernel
-def settle_pairs(rng, rule, samples, t, k, x, orders, n_free, draft, fresh, log_prob, D, W,
-                 u_stop, fstate, istate, cand_row, full_row, mode, fixed, row_cost, k_state,
+def settle_pairs(rng, rule, samples, t, k, x, orders, n_free, draft, fresh, last, log_prob, D,
+                 W, q_draft, u_stop, fstate, istate, cand_row, full_row, mode, fixed, row_cost, k_state,
                  mean, cuts, at_risk, progress, tau_out):
     """Decide each slot's kept length ``tau``, draw the residual pair, install the next draft.
 
@@ -262,7 +331,7 @@ def settle_pairs(rng, rule, samples, t, k, x, orders, n_free, draft, fresh, log_
             for y in range(q):
                 d = marginal[y]
                 if istate[a, CAND_MATCH]:
-                    d = scale * marginal[y] - draft[s, b, y]
+                    d = scale * marginal[y] - q_draft[a, tau, y]
                 weights[y] = d if d > 0.0 else 0.0
                 total += weights[y]
             if total <= TINY:                     # that branch has ~0 probability
@@ -276,10 +345,12 @@ def settle_pairs(rng, rule, samples, t, k, x, orders, n_free, draft, fresh, log_
             if stale:
                 draft[s, :, :] = cand_row[a]
             fresh[s] = False
+            last[s, 0], last[s, 1] = b, y
         else:
             log_prob[s] += fstate[a, LOGP]
             new_t = t[a] + kk
             fresh[s] = istate[a, FULL_ROW] >= 0
+            last[s, 0] = -1
             if fresh[s]:
                 draft[s, :, :] = full_row[a]
         tau_out[a] = tau
@@ -326,7 +397,17 @@ class ConfidenceSampler(SamplerBase):
         self.sizer = BlockSizer(1 if method == "sequential" else block_size, self.n_free,
                                 row_cost)
         self.orders = np.full((S, n), -1, dtype=np.int64)
+        # Blocks never shorter than their first (ceil(sqrt(free positions))): a round's
+        # rows after a cut still teach the neighbour table. Measured on the character
+        # chain, n = 128, 2 x 16 samples, block: no floor 42.8 rounds per sample and
+        # 2.8 n rows, this floor 41.4 and 4.1 n, twice it 39.6 and 6.8 n.
+        self.k_floor = self.sizer.k.copy()
         self.draft = np.zeros((S, n, q))
+        # The neighbour table: per sample, side (left, right) and symbol w, the sum of
+        # the marginals the oracle gave next to a pinned w, and how many (section 7).
+        self.table = np.zeros((S, 2, q, q))
+        self.counts = np.zeros((S, 2, q))
+        self.last = np.full((S, 2), -1, dtype=np.int64)   # a stale draft's residual pair
         self.fresh = np.zeros(S, dtype=np.bool_)
         self.has_draft = np.zeros(S, dtype=np.bool_)
         self.waiting = np.zeros(S, dtype=np.bool_)
@@ -334,6 +415,7 @@ class ConfidenceSampler(SamplerBase):
         self.log_prob = np.zeros(S)
         self.log = RoundLog.empty(S)
         self._conf = np.empty(n)
+        self._dist = np.empty((n, q))
         self._totals = np.empty(n)
         self._tol = 0.0
         self._where = "round 0"
@@ -352,6 +434,7 @@ class ConfidenceSampler(SamplerBase):
         r.D = np.zeros((A, k_max), dtype=np.int64)
         r.W = np.zeros((A, k_max), dtype=np.int64)
         r.q_at = np.empty((A, k_max))
+        r.q_draft = np.empty((A, k_max, q))
         r.u_stop = np.empty((A, k_max + 1))
         r.fstate = np.empty((A, N_FSTATE))
         r.istate = np.empty((A, N_ISTATE + 2), dtype=np.int64)
@@ -360,8 +443,9 @@ class ConfidenceSampler(SamplerBase):
         r.err = np.zeros((A, 3), dtype=np.int64)
         if self.sizer.mode == COST:
             self.sizer.reserve(r.k)
-        draft_pairs(self.rng, r.samples, r.t, r.k, self.fresh, self.x, self.draft, r.D, r.W,
-                    r.q_at, r.u_stop, r.fstate, r.istate, self._conf)
+        draft_pairs(self.rng, r.samples, r.t, r.k, self.fresh, self.x, self.draft, self.table,
+                    self.counts, self.last, r.D, r.W, r.q_at, r.q_draft, r.u_stop, r.fstate,
+                    r.istate, self._conf, self._dist)
         rows = int(r.row_start[-1])
         r.row_slot = np.repeat(np.arange(A), np.diff(r.row_start))
         r.row_i = np.arange(rows) - r.row_start[r.row_slot] + r.first_row[r.row_slot]
@@ -409,8 +493,9 @@ class ConfidenceSampler(SamplerBase):
         self._tol = max(self._tol, tol)
         self._where = where.split(",")[0]
         verify_pair_rows(self.rule, probs, tol, start, stop, r.samples, r.t, r.k, r.first_row,
-                         r.row_start, self.x, self.draft, r.D, r.W, r.q_at, r.u_stop, r.fstate,
-                         r.istate, r.cand_row, r.full_row, r.err, self._conf, self._totals)
+                         r.row_start, self.x, self.table, self.counts, self.last, r.D, r.W, r.q_at,
+                         r.q_draft, r.u_stop, r.fstate, r.istate, r.cand_row, r.full_row, r.err,
+                         self._conf, self._totals)
         if r.err[:, 0].any():
             a = int(np.flatnonzero(r.err[:, 0])[0])
             code, g, b = (int(v) for v in r.err[a])
@@ -425,8 +510,11 @@ class ConfidenceSampler(SamplerBase):
             return
         tau = np.empty(r.samples.size, dtype=np.int64)
         settle_pairs(self.rng, self.rule, r.samples, r.t, r.k, self.x, self.orders, self.n_free,
-                     self.draft, self.fresh, self.log_prob, r.D, r.W, r.u_stop, r.fstate,
+                     self.draft, self.fresh, self.last, self.log_prob, r.D, r.W, r.q_draft,
+                     r.u_stop, r.fstate,
                      r.istate, r.cand_row, r.full_row, *self.sizer.arrays(), self.steps, tau)
+        if self.sizer.mode == DEFAULT:
+            self.sizer.k[:] = np.maximum(self.sizer.k, self.k_floor)
         self._settled(r, tau)
 
     def row_bytes(self):
