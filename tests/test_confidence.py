@@ -177,3 +177,34 @@ def test_bad_orders_and_srs_raise():
         fastspec.sample(model, order="entropy")
     with pytest.raises(ValueError, match="srs"):
         fastspec.sample(model, order="confidence", method="srs")
+
+
+def test_unused_rows_may_hold_anything():
+    """A counting oracle answers 0/0 (nan) for a context of probability 0; the rows after
+    a rejected pair are still read by the draft's neighbour table, never checked."""
+    rng = np.random.default_rng(8)
+    joint = rng.dirichlet(np.full(27, 0.5))
+    joint[rng.random(27) < 0.5] = 0.0
+    joint = (joint / joint.sum()).reshape(3, 3, 3)
+    configs = np.array(np.unravel_index(np.arange(27), (3, 3, 3))).T
+
+    def counting(ctx):
+        match = np.all((ctx[:, None, :] < 0) | (ctx[:, None, :] == configs[None]), axis=2)
+        w = match * joint.reshape(-1)                                  # (K, 27)
+        out = np.stack([w @ (configs[:, i, None] == np.arange(3)) for i in range(3)], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return out / out.sum(axis=2, keepdims=True)
+
+    model = fastspec.ARModel(counting, n=3, q=3)
+    for method in ("token", "block"):
+        res = fastspec.sample(model, n_samples=N_SAMPLES, method=method, order="confidence",
+                              seed=4, block_size=3)
+        p = chisquare_pvalue(empirical_counts(res.samples, (3, 3, 3)), joint.reshape(-1))
+        assert p > PASS_P, f"{method}: chi-square p = {p:.3g}"
+
+
+def test_readme_example_runs_as_pasted():
+    from pathlib import Path
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme[readme.index("## Confidence orders, exactly"):]
+    exec(section.split("```python\n", 1)[1].split("```", 1)[0], {})
