@@ -18,6 +18,7 @@ from fastspec.api import _sample
 from fastspec.ar.confidence import TIE, UNCHECKED_POSITIONS
 from fastspec.models import MixtureOfProducts, TableModel
 from lawcheck import chisquare_pvalue, empirical_counts
+from test_ar_exactness import LogitOracle    # conditionals of no joint law
 
 N_SAMPLES = 20_000
 PASS_P = 1e-3
@@ -52,26 +53,6 @@ def confidence_law(marginals, n, q, given=None):
     return law
 
 
-class LogitOracle:
-    """softmax(theta_i + sum over pinned j of W[i, j, x_j]): valid conditionals of no joint law."""
-
-    def __init__(self, n=4, q=3, seed=5):
-        rng = np.random.default_rng(seed)
-        self.theta = rng.normal(0, 1.0, size=(n, q))
-        self.weights = rng.normal(0, 1.5, size=(n, n, q, q))
-        self.n, self.q = n, q
-
-    def __call__(self, ctx):
-        K, n = ctx.shape
-        logits = np.broadcast_to(self.theta, (K, n, self.q)).copy()
-        for j in range(n):
-            pinned = ctx[:, j] >= 0
-            if pinned.any():
-                logits[pinned] += self.weights[:, j, ctx[pinned, j], :].transpose(1, 0, 2)
-        p = np.exp(logits - logits.max(axis=-1, keepdims=True))
-        return p / p.sum(axis=-1, keepdims=True)
-
-
 def tied_oracle(ctx):
     """n = 3, q = 2, not from a joint: every free position has the same marginal, set by the
     number of ones pinned, so every step is an exact tie (the lowest free index is drawn)."""
@@ -91,7 +72,7 @@ def _table():
 MODELS = {
     "table": lambda: _table(),
     "mixture": lambda: MixtureOfProducts.random(4, q=3, n_components=2, seed=4),
-    "logit": lambda: fastspec.ARModel(LogitOracle(), n=4, q=3),
+    "logit": lambda: fastspec.ARModel(LogitOracle(n=4, q=3), n=4, q=3),
 }
 GIVEN = [None, np.array([-1, 2, -1, -1])]
 
