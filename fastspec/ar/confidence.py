@@ -43,6 +43,10 @@ from .sampler import check_given
 #: real model ranks differently differ by far more than 1e-9.
 TIE = 1e-9
 
+#: Probe rows (a speculative method's first round asks ``q`` of them per sample to
+#: seed the neighbour table) only for alphabets up to this size.
+PROBE_MAX_Q = 256
+
 #: The negative control of the tests: the block rule with the drafted positions
 #: taken as the target's without checking (symbols are still verified there).
 UNCHECKED_POSITIONS = -1
@@ -97,12 +101,12 @@ def learn_neighbours(table, counts, s, probs, row, totals, conf, b, w):
 
 
 @kernel(inline="always")
-def learn_from_unused_row(table, counts, s, probs, row, tol, x, D, W, a, i):
-    """A row the rules do not use (after a rejection, or after a pair of target
-    probability 0) still teaches the neighbour table what the oracle answered next to
-    its latest pin ``(D[a, i - 1], W[a, i - 1])``, where those answers are
-    distributions: an oracle may answer anything in such a row, so nothing is raised."""
-    b, w = D[a, i - 1], W[a, i - 1]
+def learn_from_unused_row(table, counts, s, probs, row, tol, x, D, a, i, b, w):
+    """A row the rules do not use (after a rejection, after a pair of target
+    probability 0, or a probe row) still teaches the neighbour table what the oracle
+    answered next to its latest pin ``(b, w)`` (its other pins: the first ``i`` drafted
+    positions ``D[a, :i]``), where those answers are distributions: an oracle may
+    answer anything in such a row, so nothing is raised."""
     for side in range(2):
         p = b - 1 + 2 * side
         if p < 0 or p >= x.shape[1] or x[s, p] >= 0:
@@ -187,8 +191,8 @@ def draft_pairs(rng, samples, t, k, fresh, x, draft, table, counts, last, D, W, 
 
 @kernel
 def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, row_start, x,
-                     table, counts, last, D, W, q_at, q_draft, u_stop, fstate, istate, cand_row,
-                     full_row, err, conf, totals):
+                     table, counts, last, probe, D, W, q_at, q_draft, u_stop, fstate, istate,
+                     cand_row, full_row, err, conf, totals):
     """Read the answer rows ``start .. stop - 1`` (dense ``(K, n, q)``), in order.
 
     Row ``i`` of a slot has context ``C_i``: every free position's marginal is
@@ -200,7 +204,8 @@ def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, ro
     at another (disjoint supports). A stop candidate keeps its row's normalised
     marginals (``cand_row``), the row ``k`` of a block kept whole keeps its own
     (``full_row``): the next draft. Each row read also teaches the sample's
-    neighbour table what the oracle answers next to the row's latest pin.
+    neighbour table what the oracle answers next to the row's latest pin; the
+    probe rows after row ``k`` (first round) only teach it.
     """
     n, q = x.shape[1], probs.shape[2]
     slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
@@ -210,9 +215,15 @@ def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, ro
         for g in range(r0, r1):
             row = g - start
             i = g - row_start[a] + first_row[a]
+            if i > k[a]:                          # a probe row: symbol i - k - 1 at probe[a]
+                if err[a, 0] == 0:
+                    learn_from_unused_row(table, counts, s, probs, row, tol, x, D, a, 0,
+                                          probe[a], i - k[a] - 1)
+                continue
             if istate[a, DEAD]:
                 if err[a, 0] == 0 and i > 0:
-                    learn_from_unused_row(table, counts, s, probs, row, tol, x, D, W, a, i)
+                    learn_from_unused_row(table, counts, s, probs, row, tol, x, D, a, i,
+                                          D[a, i - 1], W[a, i - 1])
                 continue
             for p in range(n):
                 conf[p] = 0.0 if x[s, p] < 0 else -1.0
@@ -443,6 +454,7 @@ class ConfidenceSampler(SamplerBase):
         r.err = np.zeros((A, 3), dtype=np.int64)
         if self.sizer.mode == COST:
             self.sizer.reserve(r.k)
+        self._add_probes(r)
         draft_pairs(self.rng, r.samples, r.t, r.k, self.fresh, self.x, self.draft, self.table,
                     self.counts, self.last, r.D, r.W, r.q_at, r.q_draft, r.u_stop, r.fstate,
                     r.istate, self._conf, self._dist)
@@ -450,11 +462,32 @@ class ConfidenceSampler(SamplerBase):
         r.row_slot = np.repeat(np.arange(A), np.diff(r.row_start))
         r.row_i = np.arange(rows) - r.row_start[r.row_slot] + r.first_row[r.row_slot]
         if self.model.positions:     # every free position of each row's context
+            k = r.k[r.row_slot]
+            free = (self.n_free[r.samples[r.row_slot]] - r.t[r.row_slot]
+                    - np.minimum(r.row_i, k) - (r.row_i > k))
             self.log.positions[r.samples] += np.bincount(
-                r.row_slot, weights=self.n_free[r.samples[r.row_slot]] - r.t[r.row_slot]
-                - r.row_i, minlength=A).astype(np.int64)
+                r.row_slot, weights=free, minlength=A).astype(np.int64)
         self._r = r
         return rows
+
+    def _add_probes(self, r):
+        """First round of a speculative method: after each sample's row 0, ``q`` probe
+        rows pin each symbol in turn at its middle free position, so that the
+        neighbour table knows every symbol's neighbours before the first draft
+        (measured on the character chain: section 7). Rows only, never a round."""
+        r.probe = np.full(r.samples.size, -1, dtype=np.int64)
+        q = self.model.q
+        if self.method == "sequential" or q > PROBE_MAX_Q:
+            return
+        first = (r.k == 0) & (self.n_free[r.samples] >= 2)
+        if not first.any():
+            return
+        for a in np.flatnonzero(first):
+            free = np.flatnonzero(self.x[r.samples[a]] < 0)
+            r.probe[a] = free[free.size // 2]
+        extra = np.where(first, q, 0)
+        r.row_start = r.row_start + np.concatenate([[0], np.cumsum(extra)])
+        self.log.rows[r.samples] += extra
 
     @property
     def dense_positions(self):
@@ -467,8 +500,11 @@ class ConfidenceSampler(SamplerBase):
         r = self._r
         slot, i = r.row_slot[start:stop], r.row_i[start:stop]
         out = self.x[r.samples[slot]]
-        rows, cols = np.nonzero(np.arange(r.D.shape[1]) < i[:, None])
+        k = r.k[slot]
+        rows, cols = np.nonzero(np.arange(r.D.shape[1]) < np.minimum(i, k)[:, None])
         out[rows, r.D[slot[rows], cols]] = r.W[slot[rows], cols]
+        probe = np.flatnonzero(i > k)                  # probe rows: one symbol at the probe
+        out[probe, r.probe[slot[probe]]] = i[probe] - k[probe] - 1
         return out
 
     def request(self, start, stop):
@@ -493,7 +529,8 @@ class ConfidenceSampler(SamplerBase):
         self._tol = max(self._tol, tol)
         self._where = where.split(",")[0]
         verify_pair_rows(self.rule, probs, tol, start, stop, r.samples, r.t, r.k, r.first_row,
-                         r.row_start, self.x, self.table, self.counts, self.last, r.D, r.W, r.q_at,
+                         r.row_start, self.x, self.table, self.counts, self.last, r.probe, r.D,
+                         r.W, r.q_at,
                          r.q_draft, r.u_stop, r.fstate, r.istate, r.cand_row, r.full_row, r.err,
                          self._conf, self._totals)
         if r.err[:, 0].any():
