@@ -410,8 +410,9 @@ class ConfidenceSampler(SamplerBase):
         self.orders = np.full((S, n), -1, dtype=np.int64)
         # Blocks never shorter than their first (ceil(sqrt(free positions))): a round's
         # rows after a cut still teach the neighbour table. Measured on the character
-        # chain, n = 128, 2 x 16 samples, block: no floor 42.8 rounds per sample and
-        # 2.8 n rows, this floor 41.4 and 4.1 n, twice it 39.6 and 6.8 n.
+        # chain, n = 128, 2 x 16 samples, rounds per sample block / token and rows:
+        # no floor 35.6 / 38.0, 2.9 n; this floor 36.0 / 35.5, 3.9 n; twice it
+        # 36.6 / 36.4, 6.6 n (before the probe rows: 42.8, 41.4, 39.6 for block).
         self.k_floor = self.sizer.k.copy()
         self.draft = np.zeros((S, n, q))
         # The neighbour table: per sample, side (left, right) and symbol w, the sum of
