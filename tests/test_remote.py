@@ -232,6 +232,30 @@ def test_request_carries_binary_tensors():
     assert b'"binary_data_size": 96' in body[:n]
 
 
+def _post(server, body, headers):
+    return httpx.post(f"http://{server.url}/v2/models/markov3/infer", content=body,
+                      headers=headers, timeout=20)
+
+
+def test_server_reads_binary_json_and_truncated_requests(server):
+    # Binary inputs are read as arrays (server.BinaryDataPlane), JSON data still goes
+    # through KServe's own parser, and a body shorter than its header says is a 400.
+    ctx = np.array([[0, -1, 2, -1, -1, 1]], dtype=np.int64)
+    expected = ar_answer(_markov3(), ctx)
+    body, headers = encode_request([("context", ctx)], ["marginals"])
+    r = _post(server, body, headers)
+    got = fr.protocol.decode_response(r.content, r.headers)["marginals"][0]
+    assert np.array_equal(got, expected)
+    as_json = {"inputs": [{"name": "context", "shape": [1, 6], "datatype": "INT64",
+                           "data": ctx.ravel().tolist()}]}
+    r = httpx.post(f"http://{server.url}/v2/models/markov3/infer", json=as_json, timeout=20)
+    assert r.status_code == 200
+    got = fr.protocol.decode_response(r.content, r.headers)["marginals"][0]
+    assert np.array_equal(got, expected)
+    r = _post(server, body[:-8], headers)
+    assert r.status_code == 400 and "past the end of the request" in r.text, r.text
+
+
 def test_slow_and_killed_server_give_clear_errors_within_the_timeout(server):
     slow = start_server(["markov3"], delay=5.0, timeout=60)
     try:
