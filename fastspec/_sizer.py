@@ -27,6 +27,7 @@ import numbers
 
 import numpy as np
 
+from ._checks import check_int
 from ._jit import kernel
 
 FIXED = 0
@@ -53,17 +54,12 @@ SRS_GROW, SRS_SHRINK = 1.5, 0.75
 
 
 def check_block_size(block_size):
-    """Validate the user's ``block_size`` ("auto" or a positive int)."""
-    message = f'block_size must be "auto" or a positive int, got {block_size!r}'
+    """Validate the user's ``block_size``: "auto" or an int >= 1."""
     if isinstance(block_size, str):
         if block_size != "auto":
-            raise ValueError(message)
+            raise ValueError(f'block_size must be "auto" or an int >= 1, got {block_size!r}')
         return block_size
-    if isinstance(block_size, (numbers.Integral, np.integer)) and not isinstance(block_size, bool):
-        if block_size < 1:
-            raise ValueError(message)
-        return int(block_size)
-    raise ValueError(message)
+    return check_int("block_size", block_size, 1, what=' or "auto"')
 
 
 def check_row_cost(row_cost, method, block_size):
@@ -71,7 +67,7 @@ def check_row_cost(row_cost, method, block_size):
     if row_cost is None:
         return None
     if isinstance(row_cost, bool) or not isinstance(row_cost, (numbers.Real, np.floating)):
-        raise ValueError(f"row_cost must be None or a positive float, got {row_cost!r}")
+        raise TypeError(f"row_cost must be None or a positive float, got {row_cost!r}")
     row_cost = float(row_cost)
     if not (math.isfinite(row_cost) and row_cost > 0):
         raise ValueError(f"row_cost must be None or a finite float > 0, got {row_cost!r}")

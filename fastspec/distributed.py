@@ -59,8 +59,9 @@ def _get_client(client):
 
 
 def _check_chunk_size(chunk_size):
-    from .api import check_count
-    return check_count("chunk_size", chunk_size, " (samples per Dask task)", allow_none=True)
+    from ._checks import check_int
+    return check_int("chunk_size", chunk_size, 1, what=" (samples per Dask task)",
+                     allow_none=True)
 
 
 def _check_kwargs(n_samples, sample_kwargs, caller="fastspec.distributed.sample"):
@@ -287,6 +288,7 @@ def sample(model_factory, *, n_samples, seed=None, client=None, chunk_size=None,
     t_start = time.perf_counter()
     from . import __version__
     from ._seeds import as_seed_sequence
+    from ._checks import check_flag
     from .api import check_n_samples
 
     if not callable(model_factory):
@@ -298,8 +300,7 @@ def sample(model_factory, *, n_samples, seed=None, client=None, chunk_size=None,
     chunk_size = _check_chunk_size(chunk_size)
     _check_kwargs(n_samples, sample_kwargs)
     progress = sample_kwargs.pop("progress", False)
-    if not isinstance(progress, (bool, np.bool_)):
-        raise ValueError(f"progress must be True or False, got {progress!r}")
+    check_flag("progress", progress)
     client = _get_client(client)
     distributed = _import_distributed()
     from dask.base import tokenize

@@ -23,6 +23,8 @@ import numbers
 
 import numpy as np
 
+from ._checks import check_int
+
 __all__ = ["Schedule", "ve", "vp", "ddpm", "from_diffusers", "from_sigmas", "sl"]
 
 
@@ -40,10 +42,7 @@ def _as_float(name, value, *, positive=False, nonnegative=False):
 
 
 def _as_steps(n_steps):
-    if (not isinstance(n_steps, (numbers.Integral, np.integer)) or isinstance(n_steps, bool)
-            or n_steps < 1):
-        raise ValueError(f"n_steps must be an int >= 1, got {n_steps!r}")
-    return int(n_steps)
+    return check_int("n_steps", n_steps, 1)
 
 
 class Schedule:

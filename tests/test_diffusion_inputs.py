@@ -35,7 +35,7 @@ def test_wrong_shape_and_dim_mismatch():
 
 
 def test_model_arguments():
-    with pytest.raises(ValueError, match="callable"):
+    with pytest.raises(TypeError, match="denoise must be callable"):
         fastspec.DiffusionModel(3, dim=2)
     with pytest.raises(ValueError, match="dim"):
         fastspec.DiffusionModel(lambda z, s: z, dim=0)
@@ -92,7 +92,7 @@ def test_zero_noise_needs_sequential():
 
 def test_sample_arguments():
     model = PointCloud(np.eye(2))
-    with pytest.raises(ValueError, match="schedule"):
+    with pytest.raises(TypeError, match="schedule must be a fastspec.schedules.Schedule"):
         fastspec.sample(model, schedule="ve", seed=0)
     with pytest.raises(ValueError, match="order"):
         fastspec.sample(model, schedule=SHORT, order=[0, 1], seed=0)

@@ -202,9 +202,9 @@ def test_arguments_are_checked_on_the_client(client):
         fd.sample(curie_weiss, n_samples=2, client=client, model=curie_weiss())
     with pytest.raises(TypeError, match="unexpected keyword argument 'metod'"):
         fd.sample(curie_weiss, n_samples=2, client=client, metod="block")
-    with pytest.raises(ValueError, match="n_samples must be a positive int"):
+    with pytest.raises(ValueError, match="n_samples must be an int >= 1"):
         fd.sample(curie_weiss, n_samples=0, client=client)
-    with pytest.raises(ValueError, match="chunk_size must be None or a positive int"):
+    with pytest.raises(ValueError, match="chunk_size must be None or an int >= 1"):
         fd.sample(curie_weiss, n_samples=2, client=client, chunk_size=0)
     with pytest.raises(ValueError, match=r"given must have shape .* n_samples = 3"):
         fd.sample(curie_weiss, n_samples=3, client=client,

@@ -1,10 +1,10 @@
 """``ARModel``: an any-order autoregressive model seen through its marginal oracle."""
 
 import math
-import numbers
 
 import numpy as np
 
+from .._checks import check_callable, check_flag, check_int
 from .._driver import read_answer
 from .._errors import OracleError
 from . import kernels
@@ -16,13 +16,6 @@ SUM_TOLERANCE = 1e-6
 
 _CODES = {kernels.NON_FINITE: "a non-finite value", kernels.NEGATIVE: "a negative value",
           kernels.BAD_SUM: "values not summing to 1"}
-
-
-def _check_positive_int(name, value, minimum=1):
-    if (not isinstance(value, (numbers.Integral, np.integer)) or isinstance(value, bool)
-            or value < minimum):
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def sum_tolerance(dtype):
@@ -88,6 +81,14 @@ class ARModel:
         rest. The samples are bit-identical with and without it, and
         ``stats.positions`` counts the positions asked (``n`` per row without it).
 
+    Raises
+    ------
+    TypeError
+        If ``marginals`` is not callable, ``n`` or ``q`` is not an int, or
+        ``positions`` is not a bool.
+    ValueError
+        If ``n < 1`` or ``q < 2``.
+
     Notes
     -----
     The sampler's target is the sequential law: choose an order, then draw
@@ -113,14 +114,10 @@ class ARModel:
     """
 
     def __init__(self, marginals, n, q, *, positions=False):
-        if not callable(marginals):
-            raise ValueError(f"marginals must be callable, got {type(marginals).__name__}")
-        if not isinstance(positions, (bool, np.bool_)):
-            raise ValueError(f"positions must be True or False, got {positions!r}")
-        self.marginals = marginals
-        self.n = _check_positive_int("n", n, 1)
-        self.q = _check_positive_int("q", q, 2)
-        self.positions = bool(positions)
+        self.marginals = check_callable("marginals", marginals)
+        self.n = check_int("n", n, 1)
+        self.q = check_int("q", q, 2)
+        self.positions = check_flag("positions", positions)
 
     def __repr__(self):
         return f"{type(self).__name__}(n={self.n}, q={self.q})"

@@ -29,6 +29,7 @@ import numpy as np
 from scipy.special import rel_entr
 
 import fastspec
+from .._checks import check_int
 from ..api import check_n_samples
 from ..models.ar import CHARACTER_SMOOTHING, MarkovChain
 from .files import pyplot, write_csv
@@ -85,8 +86,7 @@ def transfer_counts(n, steps):
     ValueError
         If ``steps`` is not an int in 1..n.
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= n:
-        raise ValueError(f"steps must be an int in 1..{n}, got {steps!r}")
+    check_int("steps", steps, 1, n)
     counts = np.full(int(steps), n // steps, dtype=np.int64)
     counts[:n % steps] += 1
     return counts

@@ -1,10 +1,10 @@
 """``DiffusionModel``: a diffusion model seen through its denoiser oracle."""
 
 import math
-import numbers
 
 import numpy as np
 
+from .._checks import check_callable, check_int, is_int
 from .._driver import read_answer
 from .._errors import OracleError
 
@@ -25,6 +25,14 @@ class DiffusionModel:
         Shape of one data point, e.g. ``(C, H, W)`` for images; ``dim`` is
         then ``prod(shape)``. Give ``dim`` or ``shape`` (or both, if they
         agree). ``res.samples`` has shape ``(n_samples, *shape)``.
+
+    Raises
+    ------
+    TypeError
+        If ``denoise`` is not callable, or ``dim`` or ``shape`` is not made of ints.
+    ValueError
+        If neither ``dim`` nor ``shape`` is given, a size is below 1, or the
+        two disagree.
 
     Notes
     -----
@@ -61,11 +69,8 @@ class DiffusionModel:
     """
 
     def __init__(self, denoise, dim=None, shape=None):
-        if not callable(denoise):
-            raise ValueError(f"denoise must be callable, got {type(denoise).__name__}")
-        if dim is not None and (not isinstance(dim, (numbers.Integral, np.integer))
-                                or isinstance(dim, bool) or dim < 1):
-            raise ValueError(f"dim must be an int >= 1, got {dim!r}")
+        check_callable("denoise", denoise)
+        check_int("dim", dim, 1, allow_none=True)
         if shape is None:
             if dim is None:
                 raise ValueError("give dim (an int) or shape (a tuple such as (3, 32, 32)): the "
@@ -96,7 +101,7 @@ class DiffusionModel:
         if schedule is None:
             schedule = ve(1000, 80.0, 0.002)
         if not isinstance(schedule, Schedule):
-            raise ValueError(
+            raise TypeError(
                 "schedule must be a fastspec.schedules.Schedule (e.g. "
                 f"fastspec.schedules.ve(...)), got {type(schedule).__name__}")
         last = None
@@ -172,16 +177,18 @@ class DiffusionModel:
 
 
 def as_shape(shape):
-    """``shape`` as a tuple of ints >= 1; else ValueError naming it."""
-    if isinstance(shape, (numbers.Integral, np.integer)) and not isinstance(shape, bool):
+    """``shape`` as a tuple of ints >= 1: TypeError if it is not ints, ValueError if empty
+    or a size is below 1."""
+    if is_int(shape):
         shape = (shape,)
     try:
         dims = tuple(shape)
     except TypeError:
-        raise ValueError(f"shape must be a tuple of ints such as (3, 32, 32), got "
-                         f"{shape!r}") from None
-    if not dims or any(not isinstance(d, (numbers.Integral, np.integer)) or isinstance(d, bool)
-                       or d < 1 for d in dims):
+        raise TypeError(f"shape must be a tuple of ints such as (3, 32, 32), got "
+                        f"{shape!r}") from None
+    if not all(is_int(d) for d in dims):
+        raise TypeError(f"shape must be a tuple of ints such as (3, 32, 32), got {shape!r}")
+    if not dims or any(d < 1 for d in dims):
         raise ValueError(f"shape must be a non-empty tuple of ints >= 1, got {shape!r}")
     return tuple(int(d) for d in dims)
 

@@ -16,6 +16,7 @@ import unicodedata
 import numpy as np
 from numba import prange
 
+from .._checks import check_int
 from .._jit import kernel, twin, use_parallel
 from ..ar.oracle import ARModel
 
@@ -416,9 +417,7 @@ class MarkovChain(ARModel):
         -------
         ndarray of int64, shape (n_samples, n)
         """
-        if (isinstance(n_samples, bool) or not isinstance(n_samples, (numbers.Integral, np.integer))
-                or n_samples < 1):
-            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+        n_samples = check_int("n_samples", n_samples, 1)
         rng = np.random.default_rng(seed)
         u = rng.random((int(n_samples), self.n))
         cum = np.cumsum(self.transition, axis=1)

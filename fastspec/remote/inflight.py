@@ -75,12 +75,13 @@ def sample(model, *, n_samples=1, seed=None, max_in_flight=1, **sample_kwargs):
     True
     """
     from .._seeds import as_seed_sequence
-    from ..api import _sample, check_count, check_n_samples
+    from .._checks import check_int
+    from ..api import _sample, check_n_samples
     from ..distributed import _check_kwargs, _chunk_kwargs, _combine
 
     t_start = time.perf_counter()
     n_samples = check_n_samples(n_samples)
-    groups = check_count("max_in_flight", max_in_flight, " (oracle rounds in flight)")
+    groups = check_int("max_in_flight", max_in_flight, 1, what=" (oracle rounds in flight)")
     _check_kwargs(n_samples, sample_kwargs, caller="fastspec.remote.sample")
     if groups == 1:
         return _sample(model, n_samples=n_samples, seed=seed, **sample_kwargs)
