@@ -13,12 +13,15 @@ samples in Python.
 import gc
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ._errors import OracleError
 from ._result import SampleResult, SampleStats
+
+if TYPE_CHECKING:
+    from ._options import SampleOptions
 
 #: What ``max_rows="auto"`` (the default) allows one oracle call to cost: the
 #: rows of a call are as many as keep its answer, plus what the engine holds
@@ -76,16 +79,20 @@ class BatchSampler(Protocol):
         """The samples, once :meth:`plan` returned 0."""
 
 
+@runtime_checkable
 class Pipeline(Protocol):
     """What :func:`fastspec.sample` needs of a model family.
 
-    :class:`fastspec.ARModel` and :class:`fastspec.DiffusionModel` implement it.
+    :class:`fastspec.ARModel` and :class:`fastspec.DiffusionModel` implement it;
+    :func:`fastspec.sample` and :mod:`fastspec.distributed` accept any object
+    that does, so a third family needs no change there.
     """
 
-    def _sampler(self, method: str, streams, options: dict) -> BatchSampler:
-        """A :class:`BatchSampler` for ``method`` (options: block_size, row_cost, ...)."""
+    def batch_sampler(self, method: str, streams, options: "SampleOptions") -> BatchSampler:
+        """A :class:`BatchSampler` for ``method``; the family checks its own
+        :class:`~fastspec._options.SampleOptions` fields and refuses the others'."""
 
-    def _call(self, args, counter: "CallCounter", where: str) -> Any:
+    def call_oracle(self, args, counter: "CallCounter", where: str) -> Any:
         """One call of the user's oracle on ``args``; the answer, checked for shape and type."""
 
 
@@ -238,7 +245,7 @@ def run_rounds(model, sampler, method, *, max_rows=None, progress=None):
                          f"round {rounds}, call {start // step} (rows {start}..{stop - 1} of {rows})")
                 args = sampler.request(start, stop)
                 try:
-                    answer = model._call(args, counter, where)
+                    answer = model.call_oracle(args, counter, where)
                 except OracleError:
                     raise
                 except Exception as exc:

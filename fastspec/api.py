@@ -1,12 +1,23 @@
 """``fastspec.sample``: one entry point for every model family and method."""
 
 from ._checks import check_flag, check_int
-from ._driver import run_rounds
+from ._driver import Pipeline, run_rounds
+from ._options import SampleOptions
 from ._rules import METHODS, check_method
 from ._seeds import SampleStreams
 from ._sizer import check_block_size, check_row_cost
 
 __all__ = ["METHODS", "sample"]
+
+
+def check_model(name, model):
+    """``model`` itself; TypeError unless it implements :class:`fastspec._driver.Pipeline`
+    (:class:`fastspec.ARModel`, :class:`fastspec.DiffusionModel`)."""
+    if not isinstance(model, Pipeline):
+        raise TypeError(f"{name} must be a fastspec.ARModel or fastspec.DiffusionModel (or "
+                        "implement fastspec._driver.Pipeline: batch_sampler and call_oracle), "
+                        f"got {type(model).__name__}")
+    return model
 
 
 def check_n_samples(n_samples):
@@ -129,12 +140,7 @@ def _sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=N
     the negative control); ``_parallel`` forces the serial (False) or parallel
     (True) kernels; samples are the streams ``_sample_offset ..`` of ``seed``.
     """
-    from .ar.oracle import ARModel
-    from .diffusion.oracle import DiffusionModel
-
-    if not isinstance(model, (ARModel, DiffusionModel)):
-        raise TypeError("model must be a fastspec.ARModel or fastspec.DiffusionModel, got "
-                        f"{type(model).__name__}")
+    check_model("model", model)
     n_samples = check_n_samples(n_samples)
     method = check_method(method)
     block_size = check_block_size(block_size)
@@ -142,11 +148,9 @@ def _sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=N
     max_rows = check_max_rows(max_rows)
     check_flag("progress", progress)
     streams = SampleStreams(seed, n_samples, offset=_sample_offset)
-    options = dict(block_size=block_size, row_cost=row_cost, order=order, given=given,
-                   schedule=schedule, parallel=_parallel)
-    if _rule is not None:
-        options["rule"] = _rule
-    sampler = model._sampler(method, streams, options)
+    options = SampleOptions(block_size=block_size, row_cost=row_cost, order=order, given=given,
+                            schedule=schedule, parallel=_parallel, rule=_rule)
+    sampler = model.batch_sampler(method, streams, options)
     bar = None
     if progress:
         from ._progress import ProgressBar

@@ -105,15 +105,11 @@ def default_chunk_size(n_samples, n_threads):
 
 def _worker_model(model_factory, token):
     """The model of ``model_factory`` in this worker process, built on first use."""
-    from .ar.oracle import ARModel
-    from .diffusion.oracle import DiffusionModel
+    from .api import check_model
     with _MODELS_LOCK:
         model = _MODELS.get(token)
         if model is None:
-            model = model_factory()
-            if not isinstance(model, (ARModel, DiffusionModel)):
-                raise TypeError(f"model_factory() must return a fastspec.ARModel or "
-                                f"fastspec.DiffusionModel, got {type(model).__name__}")
+            model = check_model("model_factory()", model_factory())
             _MODELS[token] = model
             while len(_MODELS) > MAX_CACHED_MODELS:
                 _MODELS.popitem(last=False)

@@ -6,6 +6,7 @@ import numpy as np
 
 from .._checks import check_callable, check_flag, check_int
 from .._driver import read_answer
+from .._options import DIFFUSION_ONLY
 from .._errors import OracleError
 from . import kernels
 
@@ -123,19 +124,27 @@ class ARModel:
         return f"{type(self).__name__}(n={self.n}, q={self.q})"
 
     # -- the pipeline protocol (fastspec._driver.Pipeline) ---------------------------------
-    def _sampler(self, method, streams, options):
-        options = dict(options)
-        if options.pop("schedule", None) is not None:
-            raise ValueError("schedule is for DiffusionModel only; an ARModel takes order= "
-                             "and given=")
+    def batch_sampler(self, method, streams, options):
+        """The :class:`~fastspec._driver.BatchSampler` of one call (the pipeline protocol).
+
+        Parameters
+        ----------
+        method : {"sequential", "token", "block", "srs"}
+        streams : fastspec._seeds.SampleStreams
+            One random stream per sample.
+        options : fastspec._options.SampleOptions
+            ``order`` and ``given`` are checked here; ``schedule`` is refused.
+        """
+        options.refuse(DIFFUSION_ONLY, "DiffusionModel", "an ARModel takes order= and given=")
+        kwargs = dict(block_size=options.block_size, row_cost=options.row_cost,
+                      order=options.order, given=options.given, parallel=options.parallel)
         if method == "srs":
             from .srs import SrsSampler
-            options.pop("rule", None)
-            return SrsSampler(self, streams, **options)
+            return SrsSampler(self, streams, **kwargs)
         from .sampler import ARSampler
-        return ARSampler(self, streams, method=method, **options)
+        return ARSampler(self, streams, method=method, rule=options.rule, **kwargs)
 
-    def _call(self, args, counter, where):
+    def call_oracle(self, args, counter, where):
         """One call of the oracle on ``contexts`` or ``(contexts, positions)`` (positions
         protocol); returns ``(probs, tol)`` with probs float32/float64 (K, n or W, q)."""
         if isinstance(args, tuple):
@@ -192,14 +201,14 @@ class ARModel:
             width = max(1, int(free.sum(axis=1).max(initial=0)))
             rank = np.argsort(~free, axis=1, kind="stable")[:, :width]
             pos = np.where(np.take_along_axis(free, rank, axis=1), rank, -1).astype(np.int64)
-            part, tol = self._call((contexts, pos), CallCounter(), "query")
+            part, tol = self.call_oracle((contexts, pos), CallCounter(), "query")
             probs = np.zeros(contexts.shape + (self.q,), dtype=part.dtype)
             r, j = np.nonzero(pos >= 0)
             probs[r, pos[r, j]] = part[r, j]
             r, i = np.nonzero(~free)           # pinned: the point mass at the pinned symbol
             probs[r, i, contexts[r, i]] = 1.0
         else:
-            probs, tol = self._call(contexts, CallCounter(), "query")
+            probs, tol = self.call_oracle(contexts, CallCounter(), "query")
         position = np.full(contexts.shape[0], -1, dtype=np.int64)
         code = np.zeros(contexts.shape[0], dtype=np.int64)
         kernels.find_invalid_rows(False, contexts, probs, tol, position, code)

@@ -6,6 +6,7 @@ import numpy as np
 
 from .._checks import check_callable, check_int, is_int
 from .._driver import read_answer
+from .._options import AR_ONLY
 from .._errors import OracleError
 
 
@@ -91,13 +92,23 @@ class DiffusionModel:
         return f"{type(self).__name__}(shape={self.shape})"
 
     # -- the pipeline protocol (fastspec._driver.Pipeline) ---------------------------------
-    def _sampler(self, method, streams, options):
+    def batch_sampler(self, method, streams, options):
+        """The :class:`~fastspec._driver.BatchSampler` of one call (the pipeline protocol).
+
+        Parameters
+        ----------
+        method : {"sequential", "token", "block", "srs"}
+        streams : fastspec._seeds.SampleStreams
+            One random stream per sample.
+        options : fastspec._options.SampleOptions
+            ``schedule`` is checked here; ``order`` and ``given`` are refused.
+        """
         from ..schedules import Schedule, ve
-        options = dict(options)
-        for key in ("order", "given"):
-            if options.pop(key, None) is not None:
-                raise ValueError(f"{key} is for ARModel only; a DiffusionModel takes schedule=")
-        schedule = options.pop("schedule", None)
+        options.refuse(AR_ONLY, "ARModel", "a DiffusionModel takes schedule=")
+        schedule = options.schedule
+        rule = options.rule
+        kwargs = dict(block_size=options.block_size, row_cost=options.row_cost,
+                      parallel=options.parallel)
         if schedule is None:
             schedule = ve(1000, 80.0, 0.002)
         if not isinstance(schedule, Schedule):
@@ -107,7 +118,7 @@ class DiffusionModel:
         last = None
         if schedule.n_steps == 1 and schedule.c[0] == 0:
             method = "sequential"      # one noiseless step: one denoiser call, whatever the method
-            options.pop("rule", None)
+            rule = None
         if method != "sequential" and schedule.n_steps > 1 and schedule.c[-1] == 0:
             # A noiseless last step is a function of the state before it: run the
             # chain up to it, then one round of the denoiser (_LastStep).
@@ -117,16 +128,16 @@ class DiffusionModel:
             schedule.check_speculative()
         if method == "srs":
             from .srs import SrsSampler
-            options.pop("rule", None)
-            inner = SrsSampler(self, streams, schedule=schedule, **options)
+            inner = SrsSampler(self, streams, schedule=schedule, **kwargs)
         else:
             from .sampler import DiffusionSampler
-            inner = DiffusionSampler(self, streams, method=method, schedule=schedule, **options)
+            inner = DiffusionSampler(self, streams, method=method, schedule=schedule, rule=rule,
+                                     **kwargs)
         if last is None and self.shape == (self.dim,):
             return inner
         return _LastStep(inner, last, self)
 
-    def _call(self, args, counter, where):
+    def call_oracle(self, args, counter, where):
         """One call of the denoiser on ``(z, sigma)``; the answer (K, dim), float32 or float64."""
         z, sigma = args
         k = z.shape[0]
@@ -168,7 +179,7 @@ class DiffusionModel:
         z = np.ascontiguousarray(z, dtype=np.float64)
         z = z.reshape(z.shape[0], -1) if z.ndim else z
         sigma = np.ascontiguousarray(sigma, dtype=np.float64)
-        den = self._call((z, sigma), CallCounter(), "query").astype(np.float64)
+        den = self.call_oracle((z, sigma), CallCounter(), "query").astype(np.float64)
         finite = np.isfinite(den).all(axis=1)
         if not finite.all():
             r = int(np.flatnonzero(~finite)[0])
