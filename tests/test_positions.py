@@ -56,7 +56,7 @@ def test_positions_protocol_errors_name_the_shape():
                              positions=True)
     with pytest.raises(fastspec.OracleError, match=r"\(K, W, q\)"):
         fastspec.sample(model, n_samples=2, seed=0)
-    with pytest.raises(ValueError, match="positions"):
+    with pytest.raises(TypeError, match="positions must be True or False"):
         fastspec.ARModel(lambda ctx: ctx, n=n, q=q, positions=1)
 
 
