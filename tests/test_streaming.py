@@ -42,7 +42,7 @@ def _run_round(sampler, model, max_rows, parallel_chunks=None):
         sampler.consume(model.call_oracle(sampler.request(start, stop), CallCounter(), "test"),
                         start, stop, "test")
     n_before = len(sampler.log.accepted)
-    sampler.finish()
+    sampler.finish("test")
     taus = sampler.log.accepted[-1] if len(sampler.log.accepted) > n_before else None
     return r, before, taus
 

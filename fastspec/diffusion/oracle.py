@@ -258,9 +258,9 @@ class _LastStep:
         y *= self.full.a[-1]
         y += self.full.b[-1] * answer
 
-    def finish(self):
+    def finish(self, where):
         if self._inner_round:
-            self.inner.finish()
+            self.inner.finish(where)
         elif self._y is not None:
             self._done = True
 
