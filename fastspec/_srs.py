@@ -127,7 +127,7 @@ class SrsHost(BatchSampler, Protocol):
         """Stop proposals ``samples`` where they are."""
 
 
-class SrsSampler:
+class SrsBase:
     """srs around a pipeline's batched sampler (``outer``, rule ``SRS``), through
     :class:`SrsHost` alone.
 

@@ -89,8 +89,7 @@ class Schedule:
     4
     """
 
-    __slots__ = ("a", "b", "c", "s", "sigma", "init_scale", "final_s", "final_sigma", "name",
-                 "_frozen")
+    __slots__ = ("a", "b", "c", "s", "sigma", "init_scale", "final_s", "final_sigma", "name")
 
     def __init__(self, a, b, c, s, sigma, init_scale, *, final_s=None, final_sigma=None,
                  name="custom"):
@@ -135,7 +134,6 @@ class Schedule:
         object.__setattr__(self, "final_sigma", None if final_sigma is None else
                            _as_float("final_sigma", final_sigma, nonnegative=True))
         object.__setattr__(self, "name", str(name))
-        object.__setattr__(self, "_frozen", True)
 
     def __setattr__(self, key, value):
         raise AttributeError(f"Schedule is frozen; cannot set {key!r}")

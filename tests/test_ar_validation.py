@@ -5,6 +5,7 @@ import pytest
 
 import fastspec
 from fastspec.models import CurieWeiss, MarkovChain, MixtureOfProducts, TableModel
+from fastspec._rules import CONCRETE_METHODS
 
 
 def _uniform(ctx, q=2):
@@ -25,7 +26,7 @@ def _break_later_rounds(ctx, out):
     out[hit] = [np.nan, 0.5]
 
 
-@pytest.mark.parametrize("method", ["sequential", "token", "block", "srs"])
+@pytest.mark.parametrize("method", CONCRETE_METHODS)
 def test_nan_raises_oracle_error_naming_round_row_position(method):
     pattern = (r"round 1[:,].*marginals returned a non-finite value at row \d+.*free position "
                r"\d+: \[nan, 0.5\].*context \[")

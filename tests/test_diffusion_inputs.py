@@ -7,6 +7,7 @@ from hypothesis import given, settings, strategies as st
 import fastspec
 from fastspec import schedules
 from fastspec.models import Gaussian, GaussianMixture, PointCloud
+from fastspec._rules import CONCRETE_METHODS
 
 SHORT = schedules.ve(12, 5.0, 0.1)
 
@@ -15,7 +16,7 @@ def _model(out_fn, dim=2):
     return fastspec.DiffusionModel(out_fn, dim=dim)
 
 
-@pytest.mark.parametrize("method", ["sequential", "token", "block", "srs"])
+@pytest.mark.parametrize("method", CONCRETE_METHODS)
 def test_non_finite_denoiser_output(method):
     def bad(z, sigma):
         out = z / (1 + sigma[:, None] ** 2)

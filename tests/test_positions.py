@@ -10,6 +10,7 @@ import pytest
 
 import fastspec
 from test_ar_exactness import LogitOracle
+from fastspec._rules import CONCRETE_METHODS
 
 
 def positions_oracle(dense, n, q, seen):
@@ -28,7 +29,7 @@ def positions_oracle(dense, n, q, seen):
     return marginals
 
 
-@pytest.mark.parametrize("method", ["sequential", "token", "block", "srs"])
+@pytest.mark.parametrize("method", CONCRETE_METHODS)
 def test_positions_give_the_dense_samples(method):
     n, q = 12, 3
     oracle = LogitOracle(n=n, q=q, seed=4)

@@ -29,8 +29,9 @@ from fastspec.remote.protocol import encode_request  # noqa: E402
 from fastspec.remote.server import (_gaussian_mixture, _markov3, ar_answer,  # noqa: E402
                                     start_server)
 from lawcheck import chisquare_pvalue, empirical_counts  # noqa: E402
+from fastspec._rules import CONCRETE_METHODS, SPECULATIVE_METHODS  # noqa: E402
 
-METHODS = ["sequential", "token", "block", "srs"]
+METHODS = CONCRETE_METHODS
 N_SAMPLES = 20_000     # as tests/test_ar_exactness.py
 PASS_P, FAIL_P = 1e-3, 1e-6
 
@@ -123,7 +124,7 @@ def test_positions_answer_equals_dense_at_those_positions(server, markov):
     np.testing.assert_array_equal(got, ar_answer(_markov3(), ctx, positions))
 
 
-@pytest.mark.parametrize("method", ["token", "block", "srs"])
+@pytest.mark.parametrize("method", SPECULATIVE_METHODS)
 def test_positions_through_the_server_give_the_local_samples(server, method):
     model = fr.ar_model(server.url, "markov3", n=6, q=3, positions=True)
     remote = fastspec.sample(model, n_samples=200, method=method, seed=4)

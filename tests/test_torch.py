@@ -21,12 +21,13 @@ from fastspec import schedules  # noqa: E402
 from fastspec.models import Gaussian, MarkovChain, TableModel  # noqa: E402
 from fastspec.torch import denoiser, masked_lm  # noqa: E402
 from lawcheck import chisquare_pvalue, empirical_counts  # noqa: E402
+from fastspec._rules import CONCRETE_METHODS  # noqa: E402
 
 # torch's own thread pool would compete with numba's for the same cores
 torch.set_num_threads(1)
 
 N_SAMPLES = 20_000
-METHODS = ["sequential", "token", "block", "srs"]
+METHODS = CONCRETE_METHODS
 PASS_P = 1e-3   # fixed seeds: a correct sampler fails with probability about 1e-3
 FAIL_P = 1e-6
 

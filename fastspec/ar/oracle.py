@@ -139,8 +139,8 @@ class ARModel:
         kwargs = dict(block_size=options.block_size, row_cost=options.row_cost,
                       order=options.order, given=options.given, parallel=options.parallel)
         if method == "srs":
-            from .srs import SrsSampler
-            return SrsSampler(self, streams, **kwargs)
+            from .srs import ARSrsSampler
+            return ARSrsSampler(self, streams, **kwargs)
         from .sampler import ARSampler
         return ARSampler(self, streams, method=method, rule=options.rule, **kwargs)
 

@@ -19,6 +19,7 @@ import numpy as np
 from .._driver import RoundLog, SamplerBase
 from .._errors import OracleError
 from .._jit import use_parallel
+from .._planner import plan_round
 from .._sizer import COST, BlockSizer
 from .._srs import draw_uniforms
 from . import kernels
@@ -170,9 +171,9 @@ class ARSampler(SamplerBase):
         r = _Round()
         # The first round only asks for the marginals at the starting context (k = 0).
         (r.samples, r.t, r.k, r.first_row, r.row_start, r.win_len, k_max,
-         w_max) = self.sizer.plan(self.progress_t, self.n_free, self.waiting, self.n_order,
-                                  self.has_draft, self.fresh, self.tail_len, self.log,
-                                  cover_block=self.rule == SRS)
+         w_max) = plan_round(self.sizer, self.progress_t, self.n_free, self.waiting,
+                             self.n_order, self.has_draft, self.fresh, self.tail_len, self.log,
+                             cover_block=self.rule == SRS)
         A, q = r.samples.size, self.model.q
         if A == 0:
             return 0

@@ -11,11 +11,11 @@ does all of this through its side of the door,
 import numpy as np
 
 from .._rules import SRS
-from .._srs import SrsSampler as _Srs
+from .._srs import SrsBase
 from .sampler import ARSampler
 
 
-class SrsSampler(_Srs):
+class ARSrsSampler(SrsBase):
     """All samples of one AR srs call."""
 
     def __init__(self, model, streams, *, block_size, row_cost, order, given, parallel=None):

@@ -33,6 +33,7 @@ from .._checks import check_int
 from ..api import check_n_samples
 from ..models.ar import CHARACTER_SMOOTHING, MarkovChain
 from .files import pyplot, write_csv
+from .._rules import CONCRETE_METHODS
 
 __all__ = ["Budget", "FULL", "QUICK", "CSV_COLUMNS", "REMASKING", "transfer_counts", "unmask",
            "transition_rates", "floor", "run", "plot_csv"]
@@ -66,7 +67,7 @@ class Budget:
     sizes: tuple = (128, 1024)
     n_samples: tuple = (1000, 256)
     replicates: int = 30
-    methods: tuple = ("sequential", "token", "block", "srs")
+    methods: tuple = CONCRETE_METHODS
 
 
 FULL = Budget()

@@ -127,8 +127,8 @@ class DiffusionModel:
         if method != "sequential":
             schedule.check_speculative()
         if method == "srs":
-            from .srs import SrsSampler
-            inner = SrsSampler(self, streams, schedule=schedule, **kwargs)
+            from .srs import DiffusionSrsSampler
+            inner = DiffusionSrsSampler(self, streams, schedule=schedule, **kwargs)
         else:
             from .sampler import DiffusionSampler
             inner = DiffusionSampler(self, streams, method=method, schedule=schedule, rule=rule,

@@ -25,6 +25,7 @@ from .._driver import RoundLog, SamplerBase
 from .._errors import OracleError
 from .._jit import kernel, use_parallel
 from .._seeds import fill_normals
+from .._planner import plan_round
 from .._sizer import COST, BlockSizer
 from . import kernels
 from .._rules import BLOCK, N_ISTATE, RULES, SRS
@@ -113,9 +114,9 @@ class DiffusionSampler(SamplerBase):
     def plan(self):
         r = _Round()
         # "sequential" spends its first round on D(y_0) (k = 0); the others start drafting.
-        r.samples, r.j, r.k, r.first_row, r.row_start, _, _, _ = self.sizer.plan(
-            self.progress_j, self.stop, self.waiting, self.order_len, self.has_draft,
-            self.fresh, self.no_tail, self.log)
+        r.samples, r.j, r.k, r.first_row, r.row_start, _, _, _ = plan_round(
+            self.sizer, self.progress_j, self.stop, self.waiting, self.order_len,
+            self.has_draft, self.fresh, self.no_tail, self.log)
         A, d = r.samples.size, self.model.dim
         if A == 0:
             return 0

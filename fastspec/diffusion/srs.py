@@ -12,11 +12,11 @@ this through its side of the door, :class:`fastspec._srs.SrsHost`
 import numpy as np
 
 from .._rules import SRS
-from .._srs import SrsSampler as _Srs
+from .._srs import SrsBase
 from .sampler import DiffusionSampler
 
 
-class SrsSampler(_Srs):
+class DiffusionSrsSampler(SrsBase):
     """All samples of one diffusion srs call."""
 
     def __init__(self, model, streams, *, schedule, block_size, row_cost, parallel=None):

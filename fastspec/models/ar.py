@@ -641,8 +641,8 @@ class CurieWeiss(ARModel):
         M = (2 * x - 1).sum(axis=-1)
         ups = np.arange(self.n + 1)
         Ms = 2 * ups - self.n
-        from math import lgamma
-        logc = np.array([lgamma(self.n + 1) - lgamma(u + 1) - lgamma(self.n - u + 1) for u in ups])
+        logc = np.array([math.lgamma(self.n + 1) - math.lgamma(u + 1) - math.lgamma(self.n - u + 1)
+                         for u in ups])
         e = logc + self.J / (2 * self.n) * Ms**2 + self.h * Ms
         log_z = e.max() + np.log(np.exp(e - e.max()).sum())
         return self.J / (2 * self.n) * M**2 + self.h * M - log_z
