@@ -87,7 +87,7 @@ class Pipeline(Protocol):
     """What :func:`fastspec.sample` needs of a model family.
 
     :class:`fastspec.ARModel` and :class:`fastspec.DiffusionModel` implement it;
-    :func:`fastspec.sample` and :mod:`fastspec.distributed` accept any object
+    :func:`fastspec.sample` and :mod:`fastspec.cluster` accept any object
     that does, so a third family needs no change there.
     """
 

@@ -10,11 +10,12 @@ from ._sizer import check_block_size, check_row_cost
 __all__ = ["METHODS", "sample"]
 
 
-def check_model(name, model):
+def check_model(model, what="model must be"):
     """``model`` itself; TypeError unless it implements :class:`fastspec._driver.Pipeline`
-    (:class:`fastspec.ARModel`, :class:`fastspec.DiffusionModel`)."""
+    (:class:`fastspec.ARModel`, :class:`fastspec.DiffusionModel`). ``what`` starts the
+    message."""
     if not isinstance(model, Pipeline):
-        raise TypeError(f"{name} must be a fastspec.ARModel or fastspec.DiffusionModel (or "
+        raise TypeError(f"{what} a fastspec.ARModel or fastspec.DiffusionModel (or "
                         "implement fastspec._driver.Pipeline: batch_sampler and call_oracle), "
                         f"got {type(model).__name__}")
     return model
@@ -134,13 +135,13 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=No
 def _sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=None,
             block_size="auto", row_cost=None, schedule=None, max_rows="auto", progress=False,
             _rule=None, _parallel=None, _sample_offset=0):
-    """:func:`sample` with the hooks tests and :mod:`fastspec.distributed` need.
+    """:func:`sample` with the hooks tests and :mod:`fastspec.cluster` need.
 
     ``_rule`` overrides the verification rule (``fastspec._rules.UNVERIFIED`` is
     the negative control); ``_parallel`` forces the serial (False) or parallel
     (True) kernels; samples are the streams ``_sample_offset ..`` of ``seed``.
     """
-    check_model("model", model)
+    check_model(model)
     n_samples = check_n_samples(n_samples)
     method = check_method(method)
     block_size = check_block_size(block_size)

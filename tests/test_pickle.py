@@ -1,4 +1,4 @@
-"""Arguments of fastspec.sample pickle: fastspec.distributed sends them to Dask workers."""
+"""Arguments of fastspec.sample pickle: fastspec.cluster sends them to Dask workers."""
 
 import pickle
 

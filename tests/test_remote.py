@@ -142,7 +142,7 @@ def test_max_in_flight_gives_the_same_samples(markov, max_in_flight):
     for name in ("samples", "orders", "log_prob"):
         np.testing.assert_array_equal(getattr(many, name), getattr(one, name))
     np.testing.assert_array_equal(many.stats.rows_per_sample, one.stats.rows_per_sample)
-    # the groups' positions asked add up to the one call's (fastspec.distributed._combine)
+    # the groups' positions asked add up to the one call's (fastspec.cluster._combine)
     np.testing.assert_array_equal(many.stats.positions_per_sample, one.stats.positions_per_sample)
     assert many.stats.positions == one.stats.positions > 0
     assert (many.samples[::3, 2] == 1).all()

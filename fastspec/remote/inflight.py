@@ -7,7 +7,7 @@ groups of consecutive samples, each drawn by its own thread through
 flight at once and one group's engine work runs while another waits for its
 answer (the HTTP wait releases the GIL). Sample ``i`` depends only on
 ``(seed, i)`` (:mod:`fastspec._seeds`), so the groups' results, put together by
-:func:`fastspec.distributed._combine` as Dask's chunks are, equal
+:func:`fastspec.cluster._combine` as Dask's chunks are, equal
 ``fastspec.sample``'s bit for bit whatever ``max_in_flight`` is.
 
 This lives here, not in :func:`fastspec.sample`, because it pays only when the
@@ -77,7 +77,7 @@ def sample(model, *, n_samples=1, seed=None, max_in_flight=1, **sample_kwargs):
     from .._seeds import as_seed_sequence
     from .._checks import check_int
     from ..api import _sample, check_n_samples
-    from ..distributed import _check_kwargs, _chunk_kwargs, _combine
+    from ..cluster import _check_kwargs, _chunk_kwargs, _combine
 
     t_start = time.perf_counter()
     n_samples = check_n_samples(n_samples)

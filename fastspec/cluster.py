@@ -1,4 +1,4 @@
-"""``fastspec.distributed.sample``: one call's samples drawn in chunks on Dask workers.
+"""``fastspec.cluster.sample``: one call's samples drawn in chunks on Dask workers.
 
 Sample ``i`` of a call is a function of ``(seed, i)`` alone (see
 :mod:`fastspec._seeds`), so a call can be cut into chunks of consecutive
@@ -35,7 +35,7 @@ def _import_distributed():
         import distributed
     except ImportError as exc:  # pragma: no cover - exercised only without dask installed
         raise ImportError(
-            "fastspec.distributed needs Dask's distributed scheduler: "
+            "fastspec.cluster needs Dask's distributed scheduler: "
             "pip install \"fastspec[distributed]\" (or dask[distributed])") from exc
     return distributed
 
@@ -47,7 +47,7 @@ def _get_client(client):
             return distributed.get_client()
         except ValueError:
             raise ValueError(
-                "fastspec.distributed.sample found no Dask client: pass client=..., or start "
+                "fastspec.cluster.sample found no Dask client: pass client=..., or start "
                 "one first, e.g. `from distributed import Client; client = Client()` for "
                 "worker processes on this machine, or `Client(\"tcp://scheduler:8786\")` for "
                 "an existing cluster") from None
@@ -64,7 +64,7 @@ def _check_chunk_size(chunk_size):
                      allow_none=True)
 
 
-def _check_kwargs(n_samples, sample_kwargs, caller="fastspec.distributed.sample"):
+def _check_kwargs(n_samples, sample_kwargs, caller="fastspec.cluster.sample"):
     """Reject what :func:`fastspec.sample` would reject by name, on the client."""
     from .api import sample as local_sample
     for key in _RESERVED:
@@ -109,7 +109,7 @@ def _worker_model(model_factory, token):
     with _MODELS_LOCK:
         model = _MODELS.get(token)
         if model is None:
-            model = check_model("model_factory()", model_factory())
+            model = check_model(model_factory(), "model_factory() must return")
             _MODELS[token] = model
             while len(_MODELS) > MAX_CACHED_MODELS:
                 _MODELS.popitem(last=False)
@@ -273,11 +273,11 @@ def sample(model_factory, *, n_samples, seed=None, client=None, chunk_size=None,
 
     Examples
     --------
-    >>> import functools, fastspec, fastspec.distributed
+    >>> import functools, fastspec, fastspec.cluster
     >>> from distributed import Client, LocalCluster  # doctest: +SKIP
     >>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))  # doctest: +SKIP
     >>> factory = functools.partial(fastspec.models.CurieWeiss, n=64)
-    >>> res = fastspec.distributed.sample(factory, n_samples=8, seed=0)  # doctest: +SKIP
+    >>> res = fastspec.cluster.sample(factory, n_samples=8, seed=0)  # doctest: +SKIP
     >>> res.samples.shape  # doctest: +SKIP
     (8, 64)
     """
@@ -319,7 +319,7 @@ def sample(model_factory, *, n_samples, seed=None, client=None, chunk_size=None,
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=n_samples, unit="sample", desc="fastspec.distributed")
+        bar = tqdm(total=n_samples, unit="sample", desc="fastspec.cluster")
     try:
         for future in distributed.as_completed(futures, loop=client.loop):
             result, version = future.result()
