@@ -11,11 +11,10 @@ import numpy as np
 import pytest
 
 import fastspec
-from fastspec._rules import UNVERIFIED
+from fastspec._rules import CONCRETE_METHODS, UNVERIFIED
 from fastspec.api import _sample
 from fastspec.models import CurieWeiss, MarkovChain, TableModel
 from lawcheck import chisquare_pvalue, empirical_counts
-from fastspec._rules import CONCRETE_METHODS
 
 N_SAMPLES = 20_000
 METHODS = CONCRETE_METHODS

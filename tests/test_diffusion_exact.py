@@ -6,10 +6,9 @@ from scipy import stats
 
 import fastspec
 from fastspec import schedules
-from fastspec._rules import UNVERIFIED
+from fastspec._rules import CONCRETE_METHODS, SPECULATIVE_METHODS, UNVERIFIED
 from fastspec.api import _sample
 from fastspec.models import Gaussian, PointCloud
-from fastspec._rules import CONCRETE_METHODS, SPECULATIVE_METHODS
 
 N_SAMPLES = 20_000
 # Fixed seeds, so every test is deterministic; thresholds are Bonferroni-style.

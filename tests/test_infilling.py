@@ -6,12 +6,11 @@ import numpy as np
 import pytest
 
 import fastspec
-from fastspec._rules import UNVERIFIED
+from fastspec._rules import CONCRETE_METHODS, UNVERIFIED
 from fastspec.api import _sample
 from fastspec.models import CurieWeiss, TableModel
 from lawcheck import chisquare_pvalue, empirical_counts
 from test_ar_exactness import FAIL_P, N_SAMPLES, PASS_P, LogitOracle
-from fastspec._rules import CONCRETE_METHODS
 
 METHODS = CONCRETE_METHODS
 TABLE = TableModel.from_model(CurieWeiss(n=8, J=2.0, h=0.1))

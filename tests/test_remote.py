@@ -22,14 +22,13 @@ import httpx  # noqa: E402
 
 import fastspec  # noqa: E402
 import fastspec.remote as fr  # noqa: E402
-from fastspec._rules import UNVERIFIED  # noqa: E402
+from fastspec._rules import CONCRETE_METHODS, SPECULATIVE_METHODS, UNVERIFIED  # noqa: E402
 from fastspec.api import _sample  # noqa: E402
 from fastspec.models import TableModel  # noqa: E402
 from fastspec.remote.protocol import encode_request  # noqa: E402
 from fastspec.remote.server import (_gaussian_mixture, _markov3, ar_answer,  # noqa: E402
                                     start_server)
 from lawcheck import chisquare_pvalue, empirical_counts  # noqa: E402
-from fastspec._rules import CONCRETE_METHODS, SPECULATIVE_METHODS  # noqa: E402
 
 METHODS = CONCRETE_METHODS
 N_SAMPLES = 20_000     # as tests/test_ar_exactness.py

@@ -15,6 +15,7 @@ import pytest
 import fastspec
 from fastspec import schedules
 from fastspec.api import _sample
+from fastspec._rules import CONCRETE_METHODS
 from fastspec.models import MarkovChain, PointCloud
 
 METHODS = CONCRETE_METHODS
