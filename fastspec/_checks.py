@@ -10,7 +10,7 @@ import numbers
 
 import numpy as np
 
-__all__ = ["check_int", "check_flag", "check_callable", "is_int"]
+__all__ = ["check_int", "check_real", "check_flag", "check_callable", "is_int"]
 
 
 def is_int(value):
@@ -60,6 +60,15 @@ def check_int(name, value, minimum=None, maximum=None, *, allow_none=False, what
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise ValueError(expected)
     return int(value)
+
+
+def check_real(name, value, what="a real number"):
+    """``value`` as a ``float``; TypeError unless it is a real number (int, float or numpy
+    scalar; not a bool). Bounds and finiteness are the caller's (ValueError)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.floating,
+                                                                     np.integer)):
+        raise TypeError(f"{name} must be {what}, got {value!r} ({type(value).__name__})")
+    return float(value)
 
 
 def check_flag(name, value):

@@ -23,11 +23,10 @@ Rules (``mode``):
 """
 
 import math
-import numbers
 
 import numpy as np
 
-from ._checks import check_int
+from ._checks import check_int, check_real
 from ._jit import kernel
 
 FIXED = 0
@@ -66,9 +65,7 @@ def check_row_cost(row_cost, method, block_size):
     """Validate ``row_cost`` (None, or a finite float > 0 for token/block with "auto")."""
     if row_cost is None:
         return None
-    if isinstance(row_cost, bool) or not isinstance(row_cost, (numbers.Real, np.floating)):
-        raise TypeError(f"row_cost must be None or a positive float, got {row_cost!r}")
-    row_cost = float(row_cost)
+    row_cost = check_real("row_cost", row_cost, "None or a positive float")
     if not (math.isfinite(row_cost) and row_cost > 0):
         raise ValueError(f"row_cost must be None or a finite float > 0, got {row_cost!r}")
     if method not in ("token", "block"):

@@ -19,19 +19,16 @@ Any other chain can be given as a :class:`Schedule` built from arrays.
 
 import copy
 import math
-import numbers
 
 import numpy as np
 
-from ._checks import check_int
+from ._checks import check_int, check_real
 
 __all__ = ["Schedule", "ve", "vp", "ddpm", "from_diffusers", "from_sigmas", "sl"]
 
 
 def _as_float(name, value, *, positive=False, nonnegative=False):
-    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
+    value = check_real(name, value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if positive and value <= 0:

@@ -9,14 +9,13 @@ since the verification never keeps a draft past a zero-probability position.
 """
 
 import math
-import numbers
 import re
 import unicodedata
 
 import numpy as np
 from numba import prange
 
-from .._checks import check_int
+from .._checks import check_int, check_real
 from .._jit import kernel, twin, use_parallel
 from ..ar.oracle import ARModel
 
@@ -267,7 +266,7 @@ class MarkovChain(ARModel):
         if q < 2 or len(set(alphabet)) != q:
             raise ValueError(f"alphabet must hold at least 2 distinct characters, got "
                              f"{alphabet!r}")
-        if not (isinstance(smoothing, numbers.Real) and 0.0 <= smoothing <= 1.0):
+        if not 0.0 <= check_real("smoothing", smoothing, "a number in [0, 1]") <= 1.0:
             raise ValueError(f"smoothing must be a number in [0, 1], got {smoothing!r}")
         if len(text) < 2:
             raise ValueError(f"text must have at least 2 characters, got {len(text)}")
@@ -625,7 +624,7 @@ class CurieWeiss(ARModel):
 
     def __init__(self, n, J=1.0, h=0.0):
         for name, v in (("J", J), ("h", h)):
-            if not isinstance(v, numbers.Real) or not math.isfinite(v):
+            if not math.isfinite(check_real(name, v, "a finite real number")):
                 raise ValueError(f"{name} must be a finite real number, got {v!r}")
         self.J = float(J)
         self.h = float(h)
