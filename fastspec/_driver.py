@@ -92,8 +92,18 @@ class Pipeline(Protocol):
     """
 
     def batch_sampler(self, method: str, streams, options: "SampleOptions") -> BatchSampler:
-        """A :class:`BatchSampler` for ``method``; the family checks its own
-        :class:`~fastspec._options.SampleOptions` fields and refuses the others'."""
+        """A :class:`BatchSampler` of one call.
+
+        Parameters
+        ----------
+        method : {"sequential", "token", "block", "srs"}
+            Resolved ("auto" is not passed).
+        streams : fastspec._seeds.SampleStreams
+            One random stream per sample.
+        options : fastspec._options.SampleOptions
+            The family checks its own fields and refuses the others'
+            (:meth:`~fastspec._options.SampleOptions.refuse`).
+        """
 
     def call_oracle(self, args, counter: "CallCounter", where: str) -> Any:
         """One call of the user's oracle on ``args``; the answer, checked for shape and type."""

@@ -125,16 +125,8 @@ class ARModel:
 
     # -- the pipeline protocol (fastspec._driver.Pipeline) ---------------------------------
     def batch_sampler(self, method, streams, options):
-        """The :class:`~fastspec._driver.BatchSampler` of one call (the pipeline protocol).
-
-        Parameters
-        ----------
-        method : {"sequential", "token", "block", "srs"}
-        streams : fastspec._seeds.SampleStreams
-            One random stream per sample.
-        options : fastspec._options.SampleOptions
-            ``order`` and ``given`` are checked here; ``schedule`` is refused.
-        """
+        """:meth:`fastspec._driver.Pipeline.batch_sampler`: ``order`` and ``given`` of
+        ``options`` are checked by the sampler, ``schedule`` is refused (ValueError)."""
         options.refuse(DIFFUSION_ONLY, "DiffusionModel", "an ARModel takes order= and given=")
         kwargs = dict(block_size=options.block_size, row_cost=options.row_cost,
                       order=options.order, given=options.given, parallel=options.parallel)

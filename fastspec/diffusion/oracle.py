@@ -93,16 +93,9 @@ class DiffusionModel:
 
     # -- the pipeline protocol (fastspec._driver.Pipeline) ---------------------------------
     def batch_sampler(self, method, streams, options):
-        """The :class:`~fastspec._driver.BatchSampler` of one call (the pipeline protocol).
-
-        Parameters
-        ----------
-        method : {"sequential", "token", "block", "srs"}
-        streams : fastspec._seeds.SampleStreams
-            One random stream per sample.
-        options : fastspec._options.SampleOptions
-            ``schedule`` is checked here; ``order`` and ``given`` are refused.
-        """
+        """:meth:`fastspec._driver.Pipeline.batch_sampler`: the ``schedule`` of ``options``
+        is checked here (None: ``ve(1000, 80.0, 0.002)``), ``order`` and ``given`` are
+        refused (ValueError)."""
         from ..schedules import Schedule, ve
         options.refuse(AR_ONLY, "ARModel", "a DiffusionModel takes schedule=")
         schedule = options.schedule
