@@ -244,8 +244,9 @@ def sample(model_factory, *, n_samples, seed=None, client=None, chunk_size=None,
         For an invalid argument, or when there is no client.
     TypeError
         If ``model_factory`` is not callable or does not return a fastspec
-        model, ``client`` is not a ``distributed.Client``, or a keyword is not
-        one of :func:`fastspec.sample`'s.
+        model, ``client`` is not a ``distributed.Client``, a keyword is not
+        one of :func:`fastspec.sample`'s, or an argument has the wrong type
+        (``n_samples``, ``chunk_size``, ``progress``: :mod:`fastspec._checks`).
     RuntimeError
         If a worker runs another fastspec version than the client (its samples
         could differ).

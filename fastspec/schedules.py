@@ -62,6 +62,8 @@ class Schedule:
 
     Raises
     ------
+    TypeError
+        If ``init_scale``, ``final_s`` or ``final_sigma`` is not a real number.
     ValueError
         If the arrays are not 1-D of one common length ``N >= 1``, hold a
         non-finite value, ``sigma_j <= 0``, ``s_j <= 0`` or ``c_j < 0``; the
@@ -371,10 +373,12 @@ def ddpm(alphas_cumprod, n_steps=None):
 
     Raises
     ------
+    TypeError
+        If ``n_steps`` is not an int.
     ValueError
         If ``alphas_cumprod`` is not 1-D, holds a non-finite value or one
         outside (0, 1), or does not decrease strictly; if ``n_steps`` is not
-        an int in ``1..T``.
+        in ``1..T``.
 
     Notes
     -----

@@ -284,6 +284,9 @@ def masked_lm(module, *, mask_id, n=None, q=None, symbols=None, template=None,
 
     Raises
     ------
+    TypeError
+        At construction: ``module`` not callable, or ``n``, ``q``, ``mask_id``
+        or ``max_rows`` not an int.
     ValueError
         At construction: ``n``, ``q``, ``mask_id``, ``symbols``,
         ``template``, ``attention_mask`` or ``max_rows`` invalid; an unknown
@@ -585,6 +588,9 @@ def denoiser(module, *, shape=None, dim=None, prediction=None, alphas_cumprod=No
 
     Raises
     ------
+    TypeError
+        At construction: ``module`` not callable, or ``shape``, ``dim`` or
+        ``max_rows`` not made of ints.
     ValueError
         At construction: an unknown ``prediction``; ``alphas_cumprod``
         missing, given with ``"x0"``, or invalid (see
