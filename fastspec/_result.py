@@ -57,11 +57,6 @@ class SampleStats:
     positions_per_sample: np.ndarray = field(default=None, repr=False)
 
     @property
-    def rows(self):
-        """Alias of ``contexts`` (the word used for diffusion)."""
-        return self.contexts
-
-    @property
     def mean_accepted(self):
         """Mean number of draft positions kept per speculated block (nan if none)."""
         return float(np.mean(self.accepted)) if self.accepted.size else float("nan")

@@ -22,7 +22,7 @@ import httpx  # noqa: E402
 
 import fastspec  # noqa: E402
 import fastspec.remote as fr  # noqa: E402
-from fastspec._rules import UNVERIFIED  # noqa: E402
+from fastspec._rules import CONCRETE_METHODS, SPECULATIVE_METHODS, UNVERIFIED  # noqa: E402
 from fastspec.api import _sample  # noqa: E402
 from fastspec.models import TableModel  # noqa: E402
 from fastspec.remote.protocol import encode_request  # noqa: E402
@@ -30,7 +30,7 @@ from fastspec.remote.server import (_gaussian_mixture, _markov3, ar_answer,  # n
                                     start_server)
 from lawcheck import chisquare_pvalue, empirical_counts  # noqa: E402
 
-METHODS = ["sequential", "token", "block", "srs"]
+METHODS = CONCRETE_METHODS
 N_SAMPLES = 20_000     # as tests/test_ar_exactness.py
 PASS_P, FAIL_P = 1e-3, 1e-6
 
@@ -123,7 +123,7 @@ def test_positions_answer_equals_dense_at_those_positions(server, markov):
     np.testing.assert_array_equal(got, ar_answer(_markov3(), ctx, positions))
 
 
-@pytest.mark.parametrize("method", ["token", "block", "srs"])
+@pytest.mark.parametrize("method", SPECULATIVE_METHODS)
 def test_positions_through_the_server_give_the_local_samples(server, method):
     model = fr.ar_model(server.url, "markov3", n=6, q=3, positions=True)
     remote = fastspec.sample(model, n_samples=200, method=method, seed=4)
@@ -141,7 +141,7 @@ def test_max_in_flight_gives_the_same_samples(markov, max_in_flight):
     for name in ("samples", "orders", "log_prob"):
         np.testing.assert_array_equal(getattr(many, name), getattr(one, name))
     np.testing.assert_array_equal(many.stats.rows_per_sample, one.stats.rows_per_sample)
-    # the groups' positions asked add up to the one call's (fastspec.distributed._combine)
+    # the groups' positions asked add up to the one call's (fastspec.cluster._combine)
     np.testing.assert_array_equal(many.stats.positions_per_sample, one.stats.positions_per_sample)
     assert many.stats.positions == one.stats.positions > 0
     assert (many.samples[::3, 2] == 1).all()
