@@ -34,7 +34,7 @@ def check_max_rows(max_rows):
                        allow_none=True)
 
 
-def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=None,
+def sample(model, *, n_samples=1, method="auto", draft=None, seed=None, order=None, given=None,
            block_size="auto", row_cost=None, schedule=None, max_rows="auto", progress=False):
     """Draw exact samples from ``model`` with few sequential oracle rounds.
 
@@ -52,6 +52,19 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=No
         ``"srs"``: speculative rejection sampling.
         ``"auto"``: ``"block"``, the fewest rounds in the project's benchmarks.
         Every method draws from exactly the same law.
+    draft : None, ARModel or DiffusionModel, default None
+        A cheap model that drafts each speculated block step by step (one call
+        of it per drafted step, batched over the samples; each step conditioned
+        on the ones drafted before it), which the target then verifies with
+        the method's rule: the law does not change. An :class:`ARModel` with
+        the target's ``n`` and ``q`` for an AR target, a
+        :class:`DiffusionModel` with its ``dim`` for a diffusion target (the
+        cheap denoiser is called at the same ``z`` and ``sigma`` as the
+        target). Methods "token" and "block" only. ``None``: autospeculation,
+        the target's own marginals (denoiser value) at the round's context.
+        ``stats.draft_calls`` and ``stats.draft_rows`` count its cost apart
+        from the target's; diffusion drafts hold ``O(k dim)`` per sample for a
+        block of ``k`` steps. docs/ALGORITHMS.md, section 7.
     seed : None, int, numpy.random.SeedSequence or numpy.random.Generator
         Source of randomness. The seed becomes one root ``SeedSequence``;
         sample ``i`` draws only from its own PCG64 stream, seeded with the
@@ -110,7 +123,8 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=No
     ValueError
         For an invalid argument; the message says what is allowed.
     TypeError
-        If ``model`` is not a fastspec model or ``seed`` has another type.
+        If ``model`` is not a fastspec model, ``draft`` is not a model of its
+        family, or ``seed`` has another type.
     OracleError
         If the oracle returns an invalid answer where the samplers use it (no
         sample is returned). Exceptions raised by the oracle itself pass
@@ -124,12 +138,12 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=No
     >>> res.samples.shape
     (4, 64)
     """
-    return _sample(model, n_samples=n_samples, method=method, seed=seed, order=order, given=given,
-                   block_size=block_size, row_cost=row_cost, schedule=schedule,
-                   max_rows=max_rows, progress=progress)
+    return _sample(model, n_samples=n_samples, method=method, draft=draft, seed=seed,
+                   order=order, given=given, block_size=block_size, row_cost=row_cost,
+                   schedule=schedule, max_rows=max_rows, progress=progress)
 
 
-def _sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=None,
+def _sample(model, *, n_samples=1, method="auto", draft=None, seed=None, order=None, given=None,
             block_size="auto", row_cost=None, schedule=None, max_rows="auto", progress=False,
             _rule=None, _parallel=None, _sample_offset=0):
     """:func:`sample` with the hooks tests and :mod:`fastspec.distributed` need.
@@ -156,6 +170,10 @@ def _sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=N
                    schedule=schedule, parallel=_parallel)
     if _rule is not None:
         options["rule"] = _rule
+    if draft is not None:
+        from ._drafts import Drafter, check_draft
+        check_draft(draft, model, method)
+        options["draft"] = Drafter(draft, max_rows)
     sampler = model._sampler(method, streams, options)
     bar = None
     if progress:

@@ -131,10 +131,14 @@ class ARModel:
         if options.pop("schedule", None) is not None:
             raise ValueError("schedule is for DiffusionModel only; an ARModel takes order= "
                              "and given=")
+        drafter = options.pop("draft", None)
         if method == "srs":
             from .srs import SrsSampler
             options.pop("rule", None)
             return SrsSampler(self, streams, **options)
+        if drafter is not None:
+            from .drafted import DraftedARSampler
+            return DraftedARSampler(self, streams, drafter=drafter, method=method, **options)
         from .sampler import ARSampler
         return ARSampler(self, streams, method=method, **options)
 

@@ -99,6 +99,7 @@ class DiffusionModel:
             raise ValueError(
                 "schedule must be a fastspec.schedules.Schedule (e.g. "
                 f"fastspec.schedules.ve(...)), got {type(schedule).__name__}")
+        drafter = options.pop("draft", None)
         last = None
         if schedule.n_steps == 1 and schedule.c[0] == 0:
             method = "sequential"      # one noiseless step: one denoiser call, whatever the method
@@ -114,6 +115,10 @@ class DiffusionModel:
             from .srs import SrsSampler
             options.pop("rule", None)
             inner = SrsSampler(self, streams, schedule=schedule, **options)
+        elif drafter is not None and method != "sequential":
+            from .drafted import DraftedDiffusionSampler
+            inner = DraftedDiffusionSampler(self, streams, drafter=drafter, method=method,
+                                            schedule=schedule, **options)
         else:
             from .sampler import DiffusionSampler
             inner = DiffusionSampler(self, streams, method=method, schedule=schedule, **options)
@@ -200,6 +205,7 @@ class _LastStep:
         self.inner, self.full, self.model, self.shape = inner, full, model, model.shape
         self.n_steps = full.n_steps if full is not None else inner.n_steps
         self.log = inner.log
+        self.drafter = getattr(inner, "drafter", None)     # (a draft model's counts)
         self._y = None          # the states before the last step, once inner is done
         self._done = full is None
         self._inner_round = False
