@@ -58,6 +58,11 @@ class Drafter:
     max_rows : "auto", None or int
         As in :func:`fastspec.sample`: at most this many rows per draft call
         (``"auto"``: as many as keep one call under ``MEMORY_BUDGET``).
+    anchored : bool, default True
+        Anchor the draft on the target's values at the block's start (AR: the
+        target's marginal times the draft model's ratio ``c_i / c_0``; diffusion:
+        the target's denoiser value plus the cheap denoiser's change); False:
+        the draft model alone (docs/ALGORITHMS.md, section 7, measures both).
 
     Attributes
     ----------
@@ -67,9 +72,10 @@ class Drafter:
         Rows (contexts or states) the draft model was asked for.
     """
 
-    def __init__(self, model, max_rows):
+    def __init__(self, model, max_rows, anchored=True):
         self.model = model
         self.max_rows = max_rows
+        self.anchored = anchored
         self.counter = CallCounter()
         self.rows = 0
 

@@ -145,12 +145,14 @@ def sample(model, *, n_samples=1, method="auto", draft=None, seed=None, order=No
 
 def _sample(model, *, n_samples=1, method="auto", draft=None, seed=None, order=None, given=None,
             block_size="auto", row_cost=None, schedule=None, max_rows="auto", progress=False,
-            _rule=None, _parallel=None, _sample_offset=0):
+            _rule=None, _parallel=None, _sample_offset=0, _plain_drafts=False):
     """:func:`sample` with the hooks tests and :mod:`fastspec.distributed` need.
 
     ``_rule`` overrides the verification rule (``fastspec._rules.UNVERIFIED`` is
     the negative control); ``_parallel`` forces the serial (False) or parallel
-    (True) kernels; samples are the streams ``_sample_offset ..`` of ``seed``.
+    (True) kernels; samples are the streams ``_sample_offset ..`` of ``seed``;
+    ``_plain_drafts`` drafts from the draft model alone, not anchored on the
+    target (``fastspec._drafts.Drafter``; the benchmarks compare both).
     """
     from .ar.oracle import ARModel
     from .diffusion.oracle import DiffusionModel
@@ -173,7 +175,7 @@ def _sample(model, *, n_samples=1, method="auto", draft=None, seed=None, order=N
     if draft is not None:
         from ._drafts import Drafter, check_draft
         check_draft(draft, model, method)
-        options["draft"] = Drafter(draft, max_rows)
+        options["draft"] = Drafter(draft, max_rows, anchored=not _plain_drafts)
     sampler = model._sampler(method, streams, options)
     bar = None
     if progress:

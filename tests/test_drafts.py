@@ -37,10 +37,18 @@ _MIX = MixtureOfProducts.random(N, q=Q, n_components=3, seed=9)
 DENSE_DRAFT = fastspec.ARModel(lambda ctx: _MIX.marginals(ctx), n=N, q=Q)
 
 
-@pytest.mark.parametrize("method", ["token", "block"])
-def test_drafted_ar_matches_the_joint(method):
-    res = fastspec.sample(TARGET, n_samples=N_SAMPLES, method=method, draft=DENSE_DRAFT,
-                          seed=2024)
+POSITIONS_DRAFT = _table(3)          # answers the positions protocol
+DRAFT_CASES = [("token", "anchored", DENSE_DRAFT), ("block", "anchored", DENSE_DRAFT),
+               ("block", "anchored", POSITIONS_DRAFT), ("token", "plain", DENSE_DRAFT),
+               ("block", "plain", POSITIONS_DRAFT)]
+
+
+@pytest.mark.parametrize("method, variant, draft", DRAFT_CASES,
+                         ids=[f"{m}-{v}-{'dense' if d is DENSE_DRAFT else 'positions'}"
+                              for m, v, d in DRAFT_CASES])
+def test_drafted_ar_matches_the_joint(method, variant, draft):
+    res = _sample(TARGET, n_samples=N_SAMPLES, method=method, draft=draft, seed=2024,
+                  _plain_drafts=variant == "plain")
     assert res.stats.draft_calls > 0 and res.stats.draft_rows > 0
     assert res.stats.mean_accepted < res.stats.mean_block_size   # drafts were rejected too
     p = chisquare_pvalue(empirical_counts(res.samples, TARGET.joint.shape),
@@ -48,9 +56,10 @@ def test_drafted_ar_matches_the_joint(method):
     assert p > PASS_P, f"{method}: chi-square p = {p:.3g}"
 
 
-def test_unverified_drafts_fail_the_same_test():
+@pytest.mark.parametrize("plain", [False, True], ids=["anchored", "plain"])
+def test_unverified_drafts_fail_the_same_test(plain):
     res = _sample(TARGET, n_samples=N_SAMPLES, method="block", draft=DENSE_DRAFT, seed=2024,
-                  _rule=UNVERIFIED)
+                  _rule=UNVERIFIED, _plain_drafts=plain)
     p = chisquare_pvalue(empirical_counts(res.samples, TARGET.joint.shape),
                          TARGET.joint.reshape(-1))
     assert p < FAIL_P, f"the negative control passed: p = {p:.3g}"
@@ -64,26 +73,28 @@ def test_inconsistent_oracles_give_the_sequential_chain():
     draft = fastspec.ARModel(other, n=N, q=Q)
     order = np.array([2, 0, 3, 1])
     law = oracle.chain_law(order)
-    for method in ("token", "block"):
-        res = fastspec.sample(model, n_samples=N_SAMPLES, method=method, draft=draft, seed=7,
-                              order=order, block_size=N)
+    for method, plain in (("token", False), ("block", False), ("block", True)):
+        res = _sample(model, n_samples=N_SAMPLES, method=method, draft=draft, seed=7,
+                      order=order, block_size=N, _plain_drafts=plain)
         p = chisquare_pvalue(empirical_counts(res.samples, (Q,) * N), law)
-        assert p > PASS_P, f"{method}: chi-square p = {p:.3g}"
+        assert p > PASS_P, f"{method}, plain={plain}: chi-square p = {p:.3g}"
     wrong = _sample(model, n_samples=N_SAMPLES, method="block", draft=draft, seed=7,
                     order=order, block_size=N, _rule=UNVERIFIED)
     p_wrong = chisquare_pvalue(empirical_counts(wrong.samples, (Q,) * N), law)
     assert p_wrong < FAIL_P, f"the negative control passed: p = {p_wrong:.3g}"
 
 
-@pytest.mark.parametrize("draft", [DENSE_DRAFT, _table(3)], ids=["dense", "positions"])
-def test_ar_samples_do_not_depend_on_the_batch_or_max_rows(draft):
-    ref = fastspec.sample(TARGET, n_samples=6, draft=draft, seed=5)
+@pytest.mark.parametrize("draft", [DENSE_DRAFT, POSITIONS_DRAFT], ids=["dense", "positions"])
+@pytest.mark.parametrize("plain", [False, True], ids=["anchored", "plain"])
+def test_ar_samples_do_not_depend_on_the_batch_or_max_rows(draft, plain):
+    ref = _sample(TARGET, n_samples=6, draft=draft, seed=5, _plain_drafts=plain)
     for n_samples, max_rows in ((6, 1), (6, 4), (2, None), (6, None)):
-        res = fastspec.sample(TARGET, n_samples=n_samples, draft=draft, seed=5,
-                              max_rows=max_rows)
+        res = _sample(TARGET, n_samples=n_samples, draft=draft, seed=5, max_rows=max_rows,
+                      _plain_drafts=plain)
         np.testing.assert_array_equal(res.samples, ref.samples[:n_samples])
         np.testing.assert_array_equal(res.log_prob, ref.log_prob[:n_samples])
-    chunked = fastspec.sample(TARGET, n_samples=6, draft=draft, seed=5, max_rows=1).stats
+    chunked = _sample(TARGET, n_samples=6, draft=draft, seed=5, max_rows=1,
+                      _plain_drafts=plain).stats
     assert chunked.draft_calls == chunked.draft_rows > ref.stats.draft_calls
 
 
@@ -120,29 +131,32 @@ CHEAP = Gaussian([0.0, 0.0, 0.0], [1.0, 0.7, 0.4])          # another mean and v
 SCHED = schedules.ve(20, 10.0, 0.05)
 
 
-@pytest.mark.parametrize("method", ["token", "block"])
-def test_drafted_diffusion_has_the_chains_output_law(method):
+@pytest.mark.parametrize("method, plain", [("token", False), ("block", False), ("block", True)])
+def test_drafted_diffusion_has_the_chains_output_law(method, plain):
     mean, var = GAUSSIAN.output_law(SCHED)
-    res = fastspec.sample(GAUSSIAN, schedule=SCHED, n_samples=N_SAMPLES, method=method,
-                          draft=CHEAP, seed=11)
+    res = _sample(GAUSSIAN, schedule=SCHED, n_samples=N_SAMPLES, method=method, draft=CHEAP,
+                  seed=11, _plain_drafts=plain)
     assert res.stats.draft_calls > 0 and res.stats.mean_rounds < SCHED.n_steps
     assert res.stats.mean_accepted < res.stats.mean_block_size
     _check_gaussian_law(res.samples, mean, var)
 
 
-def test_unverified_diffusion_drafts_fail_the_same_test():
+@pytest.mark.parametrize("plain", [False, True], ids=["anchored", "plain"])
+def test_unverified_diffusion_drafts_fail_the_same_test(plain):
     mean, var = GAUSSIAN.output_law(SCHED)
     res = _sample(GAUSSIAN, schedule=SCHED, n_samples=N_SAMPLES, method="block", draft=CHEAP,
-                  seed=11, _rule=UNVERIFIED)
+                  seed=11, _rule=UNVERIFIED, _plain_drafts=plain)
     with pytest.raises(AssertionError):
         _check_gaussian_law(res.samples, mean, var)
 
 
-def test_diffusion_samples_do_not_depend_on_the_batch_or_max_rows():
-    ref = fastspec.sample(GAUSSIAN, schedule=SCHED, n_samples=5, draft=CHEAP, seed=3)
+@pytest.mark.parametrize("plain", [False, True], ids=["anchored", "plain"])
+def test_diffusion_samples_do_not_depend_on_the_batch_or_max_rows(plain):
+    ref = _sample(GAUSSIAN, schedule=SCHED, n_samples=5, draft=CHEAP, seed=3,
+                  _plain_drafts=plain)
     for n_samples, max_rows in ((5, 1), (5, 3), (2, None)):
-        res = fastspec.sample(GAUSSIAN, schedule=SCHED, n_samples=n_samples, draft=CHEAP,
-                              seed=3, max_rows=max_rows)
+        res = _sample(GAUSSIAN, schedule=SCHED, n_samples=n_samples, draft=CHEAP, seed=3,
+                      max_rows=max_rows, _plain_drafts=plain)
         np.testing.assert_array_equal(res.samples, ref.samples[:n_samples])
 
 

@@ -1,10 +1,17 @@
 """Diffusion blocks drafted by a cheap denoiser (``fastspec.sample(model, draft=cheap)``).
 
 The round is the one of :mod:`fastspec.diffusion.sampler`; only the draft
-changes. From ``W_0 = y_j`` the block runs ``k`` steps, each with the draft mean
-taken at the state it leaves: ``W_{i+1} = a_i W_i + b_i E_i + c_i xi_i``,
-``E_i = D_cheap(W_i / s_{j+i}, sigma_{j+i})``, one call of the cheap denoiser per
-step, batched over the round's samples. Under the target the same noise is
+changes. From ``W_0 = y_j`` the block runs ``k`` steps, each with a draft mean
+``E_i`` computed at the state it leaves: ``W_{i+1} = a_i W_i + b_i E_i + c_i xi_i``,
+one call of the cheap denoiser per step, batched over the round's samples:
+
+* anchored (the default): ``E_i = D_0 + C(W_i) - C(W_0)``, with ``D_0`` the
+  target's value the sampler holds and ``C(W) = D_cheap(W / s, sigma)`` at the
+  step's noise level: the cheap denoiser supplies only the change since the
+  block's start (one more cheap call per round, at ``W_0``);
+* plain (``fastspec.api._sample(..., _plain_drafts=True)``): ``E_i = C(W_i)``.
+
+Under the target the same noise is
 ``N(Delta_i, I)`` with ``Delta_i = b_i (D(W_i) - E_i) / c_i``: the draft and the
 target step are normals with one covariance ``c_i^2 I`` (De Bortoli et al.
 2025), so the token (reflection coupling) and block rules of
@@ -61,6 +68,9 @@ class DraftedDiffusionSampler(DiffusionSampler):
         As for :class:`DiffusionSampler` (method "token" or "block").
     """
 
+    #: Bytes per dimension of one cheap-denoiser row: its state, its answer and the mean.
+    _CHEAP_ROW_BYTES = 32
+
     def __init__(self, model, streams, *, drafter, **options):
         super().__init__(model, streams, **options)
         self.drafter = drafter
@@ -84,6 +94,13 @@ class DraftedDiffusionSampler(DiffusionSampler):
         r.states[done, 1] = r.W_cur[done]
         r.noises[done, 0] = r.xi_cand[done]
         r.means[done, 0] = self.d_draft[r.samples[done]]
+        # Anchored: E_i = D(y_j) + D_cheap(W_i) - D_cheap(W_0), the offset of each slot.
+        r.offset = np.zeros((A, d))
+        anchored = np.flatnonzero(self.target_first[r.samples] & (k > 1) & self.drafter.anchored)
+        r.offset[anchored] = self.d_draft[r.samples[anchored]]
+        for start, stop in self.drafter.chunks(anchored.size, self._CHEAP_ROW_BYTES * d):
+            part = anchored[start:stop]
+            r.offset[part] -= self._cheap_means(r, 0, part)
         for i in range(k_max):
             need = k > i
             own = np.zeros(A, dtype=np.bool_)
@@ -103,22 +120,27 @@ class DraftedDiffusionSampler(DiffusionSampler):
         return rows
 
     def _cheap_steps(self, r, i, slots):
-        """Step ``i`` of ``slots`` with the cheap denoiser's mean at ``W_i`` (chunked calls)."""
-        model, d = self.drafter.model, self.model.dim
-        for start, stop in self.drafter.chunks(slots.size, 24 * d + 8):
+        """Step ``i`` of ``slots`` with the cheap denoiser's mean at ``W_i`` (plus the slot's
+        offset), chunked calls."""
+        for start, stop in self.drafter.chunks(slots.size, self._CHEAP_ROW_BYTES * self.model.dim):
             part = slots[start:stop]
-            steps = r.j[part] + i
-            z = r.states[part, i] / self.s[steps][:, None]
-            sigma = self.sigma[steps]
-            where = f"draft model, round {self._round_no}, step {i}"
-            den = np.asarray(self.drafter.call((z, sigma), stop - start, where), np.float64)
-            finite = np.isfinite(den).all(axis=1)
-            if not finite.all():
-                row = int(np.flatnonzero(~finite)[0])
-                raise OracleError(model.non_finite_message(
-                    where, row, int(r.samples[part[row]]), int(steps[row]), sigma[row], den[row]))
-            take_draft_steps(self.parallel, self.rng, part, i, den, r.samples, r.j, self.a,
+            means = self._cheap_means(r, i, part) + r.offset[part]
+            take_draft_steps(self.parallel, self.rng, part, i, means, r.samples, r.j, self.a,
                              self.b, self.c, r.states, r.noises, r.means)
+
+    def _cheap_means(self, r, i, part):
+        """The cheap denoiser at the states ``W_i`` of slots ``part`` (one call), checked."""
+        steps = r.j[part] + i
+        sigma = self.sigma[steps]
+        where = f"draft model, round {self._round_no}, step {i}"
+        den = np.array(self.drafter.call((r.states[part, i] / self.s[steps][:, None], sigma),
+                                         part.size, where), dtype=np.float64)
+        finite = np.isfinite(den).all(axis=1)
+        if not finite.all():
+            row = int(np.flatnonzero(~finite)[0])
+            raise OracleError(self.drafter.model.non_finite_message(
+                where, row, int(r.samples[part[row]]), int(steps[row]), sigma[row], den[row]))
+        return den
 
     def request(self, start, stop):
         """The states of rows ``start .. stop - 1``, read from the stored draft."""
