@@ -15,6 +15,7 @@ Commands::
     pretrained [--out docs] [--seeds 5]          shipped models: quality, rounds, acceptance
     dllm [--quick] [--out docs]                  against diffusion-LM unmasking, character chain (issue 19)
     remote [--quick] [--out docs]                through a V2 server on 127.0.0.1 (issue 22)
+    drafts [--quick] [--out docs]                draft models against autospeculation (issue 20)
 
 Outputs go to ``--out DIR``; without it, to a new folder
 ``fastspec-bench/COMMAND-YYYYmmdd-HHMMSS`` of the current folder, so a run never
@@ -67,10 +68,13 @@ def _run(a):
     elif a.command == "remote":
         from . import remote
         remote.run(out=a.out, quick=a.quick)
+    elif a.command == "drafts":
+        from . import drafts
+        drafts.run(out=a.out, quick=a.quick)
 
 
 COMMANDS = ["scaling", "plot", "wallclock", "overhead", "table", "plain", "memory", "srs",
-            "peers", "distributed", "pretrained", "dllm", "remote"]
+            "peers", "distributed", "pretrained", "dllm", "remote", "drafts"]
 
 
 def main(argv=None):
