@@ -165,3 +165,11 @@ def test_a_noiseless_last_step_and_the_denoiser_as_its_own_draft():
     res = fastspec.sample(GAUSSIAN, schedule=sched, n_samples=20, draft=GAUSSIAN, seed=2)
     assert np.array_equal(res.stats.accepted, res.stats.block_sizes)
     assert res.stats.draft_calls > 0 and np.isfinite(res.samples).all()
+
+
+def test_the_readme_example_runs_as_pasted(capsys):
+    from test_docs import _python_blocks
+    block, = [b for b in _python_blocks("README.md") if "text_bigram()" in b]
+    exec(block, {})
+    out = capsys.readouterr().out
+    assert "draft model:" in out and len(out.splitlines()) == 8
