@@ -180,7 +180,8 @@ class DraftedARSampler(ARSampler):
             ctx = np.empty((stop - start, n), dtype=np.int64)
             kernels.fill_contexts(self.parallel, self.x, r.samples, r.t, self.orders, r.W,
                                   step_row, row_start, start, ctx)
-            o = r.t[part][:, None] + np.arange(1, k_max)
+            width = int(r.k[part].max()) - 1           # the call's widest row
+            o = r.t[part][:, None] + np.arange(1, width + 1)
             inside = o < (r.t[part] + r.k[part])[:, None]
             pos = np.take_along_axis(self.orders[r.samples[part]], np.minimum(o, n - 1), axis=1)
             where = f"draft model, round {self._round_no}, step 0"
@@ -200,5 +201,5 @@ class DraftedARSampler(ARSampler):
                 raise OracleError(model.invalid_answer_message(
                     where, row, int(r.samples[part[row]]), ctx[row], int(pos[row, j]),
                     vals[row, j], code, tol))
-            base[part, 1:] = vals / sums[:, :, None]
+            base[part, 1:width + 1] = vals / sums[:, :, None]
         return base
