@@ -173,3 +173,25 @@ def test_the_readme_example_runs_as_pasted(capsys):
     exec(block, {})
     out = capsys.readouterr().out
     assert "draft model:" in out and len(out.splitlines()) == 8
+
+
+def test_the_draft_models_own_errors_pass_through_with_a_note():
+    def broken(ctx):
+        raise KeyError("no such context")
+    with pytest.raises(KeyError, match="no such context") as info:
+        fastspec.sample(TARGET, draft=fastspec.ARModel(broken, n=N, q=Q), seed=0)
+    assert any("draft model" in note for note in info.value.__notes__)
+    nan = fastspec.DiffusionModel(lambda z, sigma: np.full(z.shape, np.nan), dim=3)
+    with pytest.raises(fastspec.OracleError, match="draft model, round 0, step 0.*non-finite"):
+        fastspec.sample(GAUSSIAN, schedule=SCHED, draft=nan, seed=0)
+
+
+def test_the_bench_command_writes_its_table(tmp_path, monkeypatch):
+    from fastspec.bench import drafts
+    monkeypatch.setattr(drafts, "_pairs", lambda quick: [
+        ("table", TARGET, "mixture", DENSE_DRAFT, {}),
+        ("gaussian", GAUSSIAN, "cheap", CHEAP, {"schedule": SCHED})])
+    table = drafts.run(out=str(tmp_path), quick=True)
+    assert (tmp_path / "drafts.csv").read_text().count("\n") == len(table) + 1 == 9
+    assert {row["draft"] for row in table} == {"-", "mixture (anchored)", "mixture (plain)",
+                                              "cheap (anchored)", "cheap (plain)"}
