@@ -12,8 +12,10 @@ stream. ``q_i`` goes where autospeculation keeps its draft marginal, the ring
 * anchored (the default): ``q_i`` proportional to ``p_i c_i / c_0``, with ``p_i``
   the target's marginal of ``b_i`` the ring holds (from the row the last block
   ended on: autospeculation's draft) and ``c_0`` the draft model's marginal of
-  ``b_i`` at ``C_0`` (one more call per round, reading ``b_1 .. b_{k-1}``): the
-  draft model supplies only how the drafted symbols change ``b_i``'s law;
+  ``b_i`` at the context ``p_i`` was read at (``C_0``, or after a cut ``C_0``
+  without the residual symbol; one more call per round, reading
+  ``b_1 .. b_{k-1}``): the draft model supplies only how the symbols drawn since
+  change ``b_i``'s law;
 * plain (``fastspec.api._sample(..., _plain_drafts=True)``): ``q_i = c_i``; the
   target rows then read only their block position and the next one (``win_len``
   1), since the next draft needs the target at one position only.
@@ -180,6 +182,10 @@ class DraftedARSampler(ARSampler):
             ctx = np.empty((stop - start, n), dtype=np.int64)
             kernels.fill_contexts(self.parallel, self.x, r.samples, r.t, self.orders, r.W,
                                   step_row, row_start, start, ctx)
+            # A stale p_i was read at the context before the last residual symbol: ask c_0
+            # there too, so that c_i / c_0 also carries that symbol's effect.
+            stale = np.flatnonzero(~self.fresh[r.samples[part]])
+            ctx[stale, self.orders[r.samples[part[stale]], r.t[part[stale]] - 1]] = -1
             width = int(r.k[part].max()) - 1           # the call's widest row
             o = r.t[part][:, None] + np.arange(1, width + 1)
             inside = o < (r.t[part] + r.k[part])[:, None]

@@ -5,10 +5,11 @@ changes. From ``W_0 = y_j`` the block runs ``k`` steps, each with a draft mean
 ``E_i`` computed at the state it leaves: ``W_{i+1} = a_i W_i + b_i E_i + c_i xi_i``,
 one call of the cheap denoiser per step, batched over the round's samples:
 
-* anchored (the default): ``E_i = D_0 + C(W_i) - C(W_0)``, with ``D_0`` the
-  target's value the sampler holds and ``C(W) = D_cheap(W / s, sigma)`` at the
-  step's noise level: the cheap denoiser supplies only the change since the
-  block's start (one more cheap call per round, at ``W_0``);
+* anchored (the default): ``E_i = D_0 + C(W_i) - C(A)``, with ``D_0`` the
+  target's value the sampler holds, ``A`` the state (and step) it was read at
+  (``W_0``, or after a cut the last kept state, one step back) and
+  ``C(W) = D_cheap(W / s, sigma)`` at the step's noise level: the cheap denoiser
+  supplies only the change since ``A`` (one more cheap call per round, at ``A``);
 * plain (``fastspec.api._sample(..., _plain_drafts=True)``): ``E_i = C(W_i)``.
 
 Under the target the same noise is
@@ -76,6 +77,8 @@ class DraftedDiffusionSampler(DiffusionSampler):
         self.drafter = drafter
         self.target_first = np.zeros(len(streams), dtype=np.bool_)   # step 0 from the target
         self._no_draft = np.zeros_like(self.d_draft)
+        self.anchor_y = np.zeros_like(self.d_draft)
+        self.anchor_step = np.zeros(len(streams), dtype=np.int64)
         self._round_no = 0
 
     def plan(self):
@@ -94,13 +97,15 @@ class DraftedDiffusionSampler(DiffusionSampler):
         r.states[done, 1] = r.W_cur[done]
         r.noises[done, 0] = r.xi_cand[done]
         r.means[done, 0] = self.d_draft[r.samples[done]]
-        # Anchored: E_i = D(y_j) + D_cheap(W_i) - D_cheap(W_0), the offset of each slot.
+        # Anchored: E_i = D_0 + C(W_i) - C(anchor), the offset of each slot; D_0 was read at
+        # the anchor state and step (y_j itself when fresh, the last kept state when stale).
         r.offset = np.zeros((A, d))
         anchored = np.flatnonzero(self.target_first[r.samples] & (k > 1) & self.drafter.anchored)
         r.offset[anchored] = self.d_draft[r.samples[anchored]]
         for start, stop in self.drafter.chunks(anchored.size, self._CHEAP_ROW_BYTES * d):
-            part = anchored[start:stop]
-            r.offset[part] -= self._cheap_means(r, 0, part)
+            samples = r.samples[anchored[start:stop]]
+            r.offset[anchored[start:stop]] -= self._cheap_means(
+                self.anchor_y[samples], self.anchor_step[samples], samples, 0)
         for i in range(k_max):
             need = k > i
             own = np.zeros(A, dtype=np.bool_)
@@ -124,22 +129,23 @@ class DraftedDiffusionSampler(DiffusionSampler):
         offset), chunked calls."""
         for start, stop in self.drafter.chunks(slots.size, self._CHEAP_ROW_BYTES * self.model.dim):
             part = slots[start:stop]
-            means = self._cheap_means(r, i, part) + r.offset[part]
+            means = self._cheap_means(r.states[part, i], r.j[part] + i, r.samples[part], i)
+            means += r.offset[part]
             take_draft_steps(self.parallel, self.rng, part, i, means, r.samples, r.j, self.a,
                              self.b, self.c, r.states, r.noises, r.means)
 
-    def _cheap_means(self, r, i, part):
-        """The cheap denoiser at the states ``W_i`` of slots ``part`` (one call), checked."""
-        steps = r.j[part] + i
+    def _cheap_means(self, states, steps, samples, i):
+        """The cheap denoiser at ``states`` (K, d) of chain ``steps`` (one call), checked;
+        ``samples`` and the draft step ``i`` name an invalid answer."""
         sigma = self.sigma[steps]
         where = f"draft model, round {self._round_no}, step {i}"
-        den = np.array(self.drafter.call((r.states[part, i] / self.s[steps][:, None], sigma),
-                                         part.size, where), dtype=np.float64)
+        den = np.array(self.drafter.call((states / self.s[steps][:, None], sigma),
+                                         len(steps), where), dtype=np.float64)
         finite = np.isfinite(den).all(axis=1)
         if not finite.all():
             row = int(np.flatnonzero(~finite)[0])
             raise OracleError(self.drafter.model.non_finite_message(
-                where, row, int(r.samples[part[row]]), int(steps[row]), sigma[row], den[row]))
+                where, row, int(samples[row]), int(steps[row]), sigma[row], den[row]))
         return den
 
     def request(self, start, stop):
@@ -177,6 +183,11 @@ class DraftedDiffusionSampler(DiffusionSampler):
         super().finish()
         if r is not None:
             self.target_first[r.samples] = True
+            # Where the target's value now in d_draft was read: the new state (fresh) or,
+            # after a cut, the stop candidate's state one step back.
+            fresh = self.fresh[r.samples]
+            self.anchor_y[r.samples] = np.where(fresh[:, None], self.y[r.samples], r.W_cand)
+            self.anchor_step[r.samples] = self.progress_j[r.samples] - (~fresh).astype(np.int64)
 
     def row_bytes(self):
         """A row's state, answer, draft state, noise and mean (and the shifted answer)."""
