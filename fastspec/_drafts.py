@@ -4,8 +4,10 @@
 ``cheap`` (an :class:`fastspec.ARModel` for an AR target, a
 :class:`fastspec.DiffusionModel` for a diffusion target): one call of the draft
 model per drafted step, batched over the round's samples, each step conditioned
-on the ones drafted before it. The target verifies the block in one round with
-the usual rules, so the law is still the target's sequential chain. This
+on the ones drafted before it, and by default anchored on the target's own
+values from its last round (:mod:`fastspec.ar.drafted`,
+:mod:`fastspec.diffusion.drafted`). The target verifies the block in one round
+with the usual rules, so the law is still the target's sequential chain. This
 module holds what both pipelines share: the argument check and
 :class:`Drafter`, which calls the draft model in chunks of at most ``max_rows``
 rows and counts its calls, rows and seconds apart from the target's.

@@ -60,7 +60,9 @@ def sample(model, *, n_samples=1, method="auto", draft=None, seed=None, order=No
         the target's ``n`` and ``q`` for an AR target, a
         :class:`DiffusionModel` with its ``dim`` for a diffusion target (the
         cheap denoiser is called at the same ``z`` and ``sigma`` as the
-        target). Methods "token" and "block" only. ``None``: autospeculation,
+        target). Each draft is anchored on the target's own marginal (denoiser
+        value) from its last round, which the draft model corrects for the steps
+        drawn since. Methods "token" and "block" only. ``None``: autospeculation,
         the target's own marginals (denoiser value) at the round's context.
         ``stats.draft_calls`` and ``stats.draft_rows`` count its cost apart
         from the target's; diffusion drafts hold ``O(k dim)`` per sample for a
