@@ -112,10 +112,11 @@ class DraftedDiffusionSampler(DiffusionSampler):
             if i == 0:
                 need = need & ~done
                 own = need & self.target_first[r.samples]   # stale: the target's value, no call
-            slots = np.flatnonzero(own)
-            take_draft_steps(self.parallel, self.rng, slots, i,
-                             self.d_draft[r.samples[slots]], r.samples, r.j, self.a, self.b,
-                             self.c, r.states, r.noises, r.means)
+            if own.any():
+                slots = np.flatnonzero(own)
+                take_draft_steps(self.parallel, self.rng, slots, i,
+                                 self.d_draft[r.samples[slots]], r.samples, r.j, self.a, self.b,
+                                 self.c, r.states, r.noises, r.means)
             self._cheap_steps(r, i, np.flatnonzero(need & ~own))
         r.W_cur[:] = r.states[np.arange(A), k]
         r.n_drawn[:] = k
