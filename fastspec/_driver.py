@@ -318,11 +318,15 @@ def run_rounds(model, sampler, method, *, max_rows=None, progress=None):
     block_sizes, accepted = log.blocks()
     dense = getattr(sampler, "dense_positions", None)     # AR without the positions protocol
     positions = log.positions if dense is None else log.rows * dense
+    drafter = getattr(sampler, "drafter", None)           # fastspec._drafts: a draft model's cost
+    drafts = {} if drafter is None else dict(
+        draft_calls=drafter.counter.calls, draft_rows=drafter.rows,
+        draft_seconds=drafter.counter.seconds)
     stats = SampleStats(
         method=method, rounds=rounds, contexts=int(log.rows.sum()),
         rounds_per_sample=log.rounds, rows_per_sample=log.rows,
         positions=int(positions.sum()), positions_per_sample=positions,
         block_sizes=block_sizes, accepted=accepted, n_steps=int(sampler.n_steps),
         wall_seconds=time.perf_counter() - t_start, oracle_seconds=counter.seconds,
-        oracle_calls=counter.calls)
+        oracle_calls=counter.calls, **drafts)
     return sampler.result(stats)

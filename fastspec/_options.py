@@ -34,8 +34,9 @@ class SampleOptions:
         AR only (:func:`fastspec.ar.sampler.check_given` checks it).
     schedule : None or fastspec.schedules.Schedule
         Diffusion only (None: the default chain).
-    draft : None or model
-        Reserved for a draft model of the same family (not read yet).
+    draft : None or fastspec._drafts.Drafter
+        The draft model (checked by :func:`fastspec._drafts.check_draft`) and
+        its counters; None: autospeculation.
     parallel : None or bool
         Tests: force the serial (False) or parallel (True) kernels.
     rule : None or int

@@ -34,7 +34,7 @@ def check_max_rows(max_rows):
                      allow_none=True)
 
 
-def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=None,
+def sample(model, *, n_samples=1, method="auto", draft=None, seed=None, order=None, given=None,
            block_size="auto", row_cost=None, schedule=None, max_rows="auto", progress=False):
     """Draw exact samples from ``model`` with few sequential oracle rounds.
 
@@ -52,6 +52,21 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=No
         ``"srs"``: speculative rejection sampling.
         ``"auto"``: ``"block"``, the fewest rounds in the project's benchmarks.
         Every method draws from exactly the same law.
+    draft : None, ARModel or DiffusionModel, default None
+        A cheap model that drafts each speculated block step by step (one call
+        of it per drafted step, batched over the samples; each step conditioned
+        on the ones drafted before it), which the target then verifies with
+        the method's rule: the law does not change. An :class:`ARModel` with
+        the target's ``n`` and ``q`` for an AR target, a
+        :class:`DiffusionModel` with its ``dim`` for a diffusion target (the
+        cheap denoiser is called at the same ``z`` and ``sigma`` as the
+        target). Each draft is anchored on the target's own marginal (denoiser
+        value) from its last round, which the draft model corrects for the steps
+        drawn since. Methods "token" and "block" only. ``None``: autospeculation,
+        the target's own marginals (denoiser value) at the round's context.
+        ``stats.draft_calls`` and ``stats.draft_rows`` count its cost apart
+        from the target's; diffusion drafts hold ``O(k dim)`` per sample for a
+        block of ``k`` steps. docs/ALGORITHMS.md, section 7.
     seed : None, int, numpy.random.SeedSequence or numpy.random.Generator
         Source of randomness. The seed becomes one root ``SeedSequence``;
         sample ``i`` draws only from its own PCG64 stream, seeded with the
@@ -109,8 +124,9 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=No
     ------
     TypeError
         For an argument of the wrong type (``model`` not a fastspec model,
-        ``n_samples`` a float, ``progress`` not a bool, ...); the message names
-        it (:mod:`fastspec._checks`).
+        ``draft`` not a model of its family, ``n_samples`` a float,
+        ``progress`` not a bool, ...); the message names it
+        (:mod:`fastspec._checks`).
     ValueError
         For an argument of the right type with an invalid value; the message
         says what is allowed.
@@ -127,19 +143,21 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=No
     >>> res.samples.shape
     (4, 64)
     """
-    return _sample(model, n_samples=n_samples, method=method, seed=seed, order=order, given=given,
-                   block_size=block_size, row_cost=row_cost, schedule=schedule,
-                   max_rows=max_rows, progress=progress)
+    return _sample(model, n_samples=n_samples, method=method, draft=draft, seed=seed,
+                   order=order, given=given, block_size=block_size, row_cost=row_cost,
+                   schedule=schedule, max_rows=max_rows, progress=progress)
 
 
-def _sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=None,
+def _sample(model, *, n_samples=1, method="auto", draft=None, seed=None, order=None, given=None,
             block_size="auto", row_cost=None, schedule=None, max_rows="auto", progress=False,
-            _rule=None, _parallel=None, _sample_offset=0):
+            _rule=None, _parallel=None, _sample_offset=0, _plain_drafts=False):
     """:func:`sample` with the hooks tests and :mod:`fastspec.cluster` need.
 
     ``_rule`` overrides the verification rule (``fastspec._rules.UNVERIFIED`` is
     the negative control); ``_parallel`` forces the serial (False) or parallel
-    (True) kernels; samples are the streams ``_sample_offset ..`` of ``seed``.
+    (True) kernels; samples are the streams ``_sample_offset ..`` of ``seed``;
+    ``_plain_drafts`` drafts from the draft model alone, not anchored on the
+    target (``fastspec._drafts.Drafter``; the benchmarks compare both).
     """
     check_model(model)
     n_samples = check_n_samples(n_samples)
@@ -149,8 +167,12 @@ def _sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=N
     max_rows = check_max_rows(max_rows)
     check_flag("progress", progress)
     streams = SampleStreams(seed, n_samples, offset=_sample_offset)
+    if draft is not None:
+        from ._drafts import Drafter, check_draft
+        check_draft(draft, model, method)
+        draft = Drafter(draft, max_rows, anchored=not _plain_drafts)
     options = SampleOptions(block_size=block_size, row_cost=row_cost, order=order, given=given,
-                            schedule=schedule, parallel=_parallel, rule=_rule)
+                            schedule=schedule, draft=draft, parallel=_parallel, rule=_rule)
     sampler = model.batch_sampler(method, streams, options)
     bar = None
     if progress:

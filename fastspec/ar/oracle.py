@@ -133,6 +133,10 @@ class ARModel:
         if method == "srs":
             from .srs import ARSrsSampler
             return ARSrsSampler(self, streams, **kwargs)
+        if options.draft is not None:
+            from .drafted import DraftedARSampler
+            return DraftedARSampler(self, streams, drafter=options.draft, method=method,
+                                    rule=options.rule, **kwargs)
         from .sampler import ARSampler
         return ARSampler(self, streams, method=method, rule=options.rule, **kwargs)
 

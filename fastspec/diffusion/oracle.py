@@ -122,6 +122,10 @@ class DiffusionModel:
         if method == "srs":
             from .srs import DiffusionSrsSampler
             inner = DiffusionSrsSampler(self, streams, schedule=schedule, **kwargs)
+        elif options.draft is not None and method != "sequential":
+            from .drafted import DraftedDiffusionSampler
+            inner = DraftedDiffusionSampler(self, streams, drafter=options.draft, method=method,
+                                            schedule=schedule, rule=rule, **kwargs)
         else:
             from .sampler import DiffusionSampler
             inner = DiffusionSampler(self, streams, method=method, schedule=schedule, rule=rule,
@@ -211,6 +215,7 @@ class _LastStep:
         self.inner, self.full, self.model, self.shape = inner, full, model, model.shape
         self.n_steps = full.n_steps if full is not None else inner.n_steps
         self.log = inner.log
+        self.drafter = getattr(inner, "drafter", None)     # (a draft model's counts)
         self._y = None          # the states before the last step, once inner is done
         self._done = full is None
         self._inner_round = False
