@@ -158,6 +158,8 @@ def test_bad_orders_and_srs_raise():
         fastspec.sample(model, order="entropy")
     with pytest.raises(ValueError, match="srs"):
         fastspec.sample(model, order="confidence", method="srs")
+    with pytest.raises(ValueError, match="draft"):
+        fastspec.sample(model, order="confidence", draft=model)
 
 
 def test_unused_rows_may_hold_anything():

@@ -1,4 +1,4 @@
-"""Confidence orders: ``order="confidence"`` (docs/ALGORITHMS.md, section 7).
+"""Confidence orders: ``order="confidence"`` (docs/ALGORITHMS.md, section 8).
 
 The target is a different sequential sampler than a fixed or random order: at
 each step it picks the free position whose marginal at the current context has
@@ -31,6 +31,7 @@ import numpy as np
 from .._driver import RoundLog, SamplerBase
 from .._errors import OracleError
 from .._jit import kernel
+from .._planner import plan_round
 from .._rules import (ACCEPT, BLOCK, CAND, CAND_ROW, DEAD, FULL_ROW, LOG_PI, N_ISTATE, RULES,
                       TINY, TOKEN, keeps_whole, rows_of_slot, slots_of_rows, stop_probability)
 from .._seeds import next_double
@@ -61,8 +62,8 @@ CAND_POS, CAND_MATCH = N_ISTATE, N_ISTATE + 1
 ORDERS = ("confidence",)
 
 
-def check_confidence_order(order, method):
-    """Validate a named ``order`` for ``method`` (ValueError naming the fix)."""
+def check_confidence_order(order, method, draft=None):
+    """Validate a named ``order`` for ``method`` and ``draft`` (ValueError naming the fix)."""
     if order not in ORDERS:
         raise ValueError(f"order must be None, an int array (a permutation of the positions) "
                          f"or one of {', '.join(map(repr, ORDERS))}; got {order!r}")
@@ -71,6 +72,10 @@ def check_confidence_order(order, method):
                          "proposals redraw a block of fixed positions, while a confidence "
                          'block\'s positions depend on its symbols; use method="block" or '
                          '"token" (or "auto")')
+    if draft is not None:
+        raise ValueError('order="confidence" drafts from the oracle itself (a neighbour table '
+                         "learned from its rows); draft= models are not supported with it, "
+                         "pass draft=None")
 
 
 @kernel(inline="always")
@@ -139,7 +144,7 @@ def guess_neighbours(table, counts, s, dist, conf, b, w):
 @kernel
 def draft_pairs(rng, samples, t, k, fresh, x, draft, table, counts, last, D, W, q_at, q_draft,
                 u_stop, fstate, istate, conf, dist):
-    """Each slot's ``k`` drafted pairs (docs/ALGORITHMS.md, section 7).
+    """Each slot's ``k`` drafted pairs (docs/ALGORITHMS.md, section 8).
 
     ``draft[s]`` (n, q) holds normalised marginals at the draft's context (the
     current one when ``fresh[s]``, else the context before the residual pair
@@ -416,7 +421,7 @@ class ConfidenceSampler(SamplerBase):
         self.k_floor = self.sizer.k.copy()
         self.draft = np.zeros((S, n, q))
         # The neighbour table: per sample, side (left, right) and symbol w, the sum of
-        # the marginals the oracle gave next to a pinned w, and how many (section 7).
+        # the marginals the oracle gave next to a pinned w, and how many (section 8).
         self.table = np.zeros((S, 2, q, q))
         self.counts = np.zeros((S, 2, q))
         self.last = np.full((S, 2), -1, dtype=np.int64)   # a stale draft's residual pair
@@ -438,8 +443,8 @@ class ConfidenceSampler(SamplerBase):
         r = _Round()
         zeros = np.zeros_like(self.steps)
         (r.samples, r.t, r.k, r.first_row, r.row_start, _, k_max,
-         _) = self.sizer.plan(self.steps, self.n_free, self.waiting, self.n_free,
-                              self.has_draft, self.fresh, zeros, self.log)
+         _) = plan_round(self.sizer, self.steps, self.n_free, self.waiting, self.n_free,
+                         self.has_draft, self.fresh, zeros, self.log)
         A, n, q = r.samples.size, self.model.n, self.model.q
         if A == 0:
             return 0
@@ -475,7 +480,8 @@ class ConfidenceSampler(SamplerBase):
         """First round of a speculative method: after each sample's row 0, ``q`` probe
         rows pin each symbol in turn at its middle free position, so that the
         neighbour table knows every symbol's neighbours before the first draft
-        (measured on the character chain: section 7). Rows only, never a round."""
+        (measured on the character chain: docs/ALGORITHMS.md, section 8). Rows only,
+        never a round."""
         r.probe = np.full(r.samples.size, -1, dtype=np.int64)
         q = self.model.q
         if self.method == "sequential" or q > PROBE_MAX_Q:
@@ -542,7 +548,7 @@ class ConfidenceSampler(SamplerBase):
                 where, g - start, s, self.contexts(g, g + 1)[0], b, probs[g - start, b],
                 code, tol))
 
-    def finish(self):
+    def finish(self, where="round"):
         r = self._r
         if r is None:
             return
@@ -553,7 +559,7 @@ class ConfidenceSampler(SamplerBase):
                      r.istate, r.cand_row, r.full_row, *self.sizer.arrays(), self.steps, tau)
         if self.sizer.mode == DEFAULT:
             self.sizer.k[:] = np.maximum(self.sizer.k, self.k_floor)
-        self._settled(r, tau)
+        self._settled(r, tau, where)
 
     def row_bytes(self):
         """A row's context and its dense answer (float64), and the slot's kept rows."""

@@ -303,7 +303,7 @@ def settle_blocks(rng, rule, samples, t, k, orders, n_free, n_order, x, draft, f
         # Install the next block's draft: the window of the row the block ended on.
         if remaining > 0:
             k_next = fixed if mode == FIXED else k_state[s]
-            k_next = max(1, min(k_next, remaining))
+            k_next = max(1, min(k_next, remaining, win_len[a]))   # (a draft model: 1)
         else:
             k_next = min(win_len[a], n_order[s] - new_t)
         window = full_win[a] if tau == kk else cand_win[a]

@@ -11,10 +11,12 @@ Commands::
     memory [--out docs]                          peak memory against the largest oracle answer
     srs [--quick] [--out docs]                   srs against block: rounds and rows (issue 12)
     peers [--quick] [--out docs]                 fastspec against approximate samplers (issue 11)
-    distributed [--quick] [--out docs]           Dask: samples/s with 1 and 2 local workers
+    cluster [--quick] [--out docs]               Dask: samples/s with 1 and 2 local workers
     pretrained [--out docs] [--seeds 5]          shipped models: quality, rounds, acceptance
     dllm [--quick] [--out docs]                  against diffusion-LM unmasking, character chain (issue 19)
     remote [--quick] [--out docs]                through a V2 server on 127.0.0.1 (issue 22)
+    remote-in-flight [--quick] [--out docs]      samples/s against max_in_flight (issue 22)
+    drafts [--quick] [--out docs]                draft models against autospeculation (issue 20)
     confidence [--quick] [--out docs]            order="confidence": rounds against sequential (issue 20)
 
 Outputs go to ``--out DIR``; without it, to a new folder
@@ -56,9 +58,9 @@ def _run(a):
     elif a.command == "peers":
         from . import peers
         peers.run(peers.QUICK if a.quick else peers.FULL, out=a.out)
-    elif a.command == "distributed":
-        from . import distributed
-        distributed.run(out=a.out, quick=a.quick)
+    elif a.command == "cluster":
+        from . import cluster
+        cluster.run(out=a.out, quick=a.quick)
     elif a.command == "pretrained":
         from . import pretrained
         pretrained.run(out=a.out, n_seeds=a.seeds)
@@ -68,13 +70,20 @@ def _run(a):
     elif a.command == "remote":
         from . import remote
         remote.run(out=a.out, quick=a.quick)
+    elif a.command == "remote-in-flight":
+        from . import remote
+        remote.in_flight(out=a.out, quick=a.quick)
+    elif a.command == "drafts":
+        from . import drafts
+        drafts.run(out=a.out, quick=a.quick)
     elif a.command == "confidence":
         from . import confidence
         confidence.run(out=a.out, quick=a.quick)
 
 
 COMMANDS = ["scaling", "plot", "wallclock", "overhead", "table", "plain", "memory", "srs",
-            "peers", "distributed", "pretrained", "dllm", "remote", "confidence"]
+            "peers", "cluster", "pretrained", "dllm", "remote", "remote-in-flight", "drafts",
+            "confidence"]
 
 
 def main(argv=None):
