@@ -197,7 +197,7 @@ def draft_pairs(rng, samples, t, k, fresh, x, draft, table, counts, last, D, W, 
 @kernel
 def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, row_start, x,
                      table, counts, last, probe, D, W, q_at, q_draft, u_stop, fstate, istate,
-                     cand_row, full_row, err, conf, totals):
+                     draft, err, conf, totals):
     """Read the answer rows ``start .. stop - 1`` (dense ``(K, n, q)``), in order.
 
     Row ``i`` of a slot has context ``C_i``: every free position's marginal is
@@ -207,8 +207,9 @@ def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, ro
     is :mod:`fastspec.ar.kernels.verify_rows` on the joint space: the block rule's
     residual mass is ``sum_y (pi p(y) - q(y))_+`` at a matched position, ``pi``
     at another (disjoint supports). A stop candidate keeps its row's normalised
-    marginals (``cand_row``), the row ``k`` of a block kept whole keeps its own
-    (``full_row``): the next draft. Each row read also teaches the sample's
+    marginals and the row ``k`` of a block kept whole its own, in place of the
+    sample's draft marginals (``draft[s]``, read only when the round was drafted): the
+    next draft, and the residual's target at a cut. Each row read also teaches the sample's
     neighbour table what the oracle answers next to the row's latest pin; the
     probe rows after row ``k`` (first round) only teach it.
     """
@@ -288,7 +289,7 @@ def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, ro
                     for p in range(n):
                         if conf[p] >= 0.0:
                             for y in range(q):
-                                cand_row[a, p, y] = probs[row, p, y] / totals[p]
+                                draft[s, p, y] = probs[row, p, y] / totals[p]
                     if rule == TOKEN:
                         istate[a, DEAD] = 1       # rows after the first rejection are unused
                         continue
@@ -308,18 +309,19 @@ def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, ro
                     for p in range(n):
                         if conf[p] >= 0.0:
                             for y in range(q):
-                                full_row[a, p, y] = probs[row, p, y] / totals[p]
+                                draft[s, p, y] = probs[row, p, y] / totals[p]
 
 
 @kernel
 def settle_pairs(rng, rule, samples, t, k, x, orders, n_free, draft, fresh, last, log_prob, D,
-                 W, q_draft, u_stop, fstate, istate, cand_row, full_row, mode, fixed, row_cost, k_state,
+                 W, q_draft, u_stop, fstate, istate, mode, fixed, row_cost, k_state,
                  mean, cuts, at_risk, progress, tau_out):
     """Decide each slot's kept length ``tau``, draw the residual pair, install the next draft.
 
     At a cut the residual is ``(pi p - q)_+`` over symbols when the draft chose the
-    target's position, the target's marginal there otherwise. The next draft is
-    the marginals of the row the block ended on (fresh after a block kept whole).
+    target's position, the target's marginal there otherwise. The next draft, the
+    marginals of the row the block ended on (fresh after a block kept whole), is
+    already in ``draft[s]`` (:func:`verify_pair_rows` put it there).
     When one free position remains and the draft is fresh, it is drawn at once.
     """
     n, q = draft.shape[1], draft.shape[2]
@@ -340,8 +342,7 @@ def settle_pairs(rng, rule, samples, t, k, x, orders, n_free, draft, fresh, last
             orders[s, t[a] + i] = D[a, i]
         if tau < kk:
             b = istate[a, CAND_POS]
-            stale = istate[a, CAND_ROW] >= 0
-            marginal = cand_row[a, b] if stale else draft[s, b]
+            marginal = draft[s, b]        # the candidate row's (or the fresh draft's)
             scale = math.exp(fstate[a, CAND_LOG_PI]) if rule != TOKEN else 1.0
             total = 0.0
             for y in range(q):
@@ -358,8 +359,6 @@ def settle_pairs(rng, rule, samples, t, k, x, orders, n_free, draft, fresh, last
             x[s, b] = y
             orders[s, t[a] + tau] = b
             new_t = t[a] + tau + 1
-            if stale:
-                draft[s, :, :] = cand_row[a]
             fresh[s] = False
             last[s, 0], last[s, 1] = b, y
         else:
@@ -367,8 +366,6 @@ def settle_pairs(rng, rule, samples, t, k, x, orders, n_free, draft, fresh, last
             new_t = t[a] + kk
             fresh[s] = istate[a, FULL_ROW] >= 0
             last[s, 0] = -1
-            if fresh[s]:
-                draft[s, :, :] = full_row[a]
         tau_out[a] = tau
         progress[s] = new_t
         update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, tau)
@@ -455,8 +452,6 @@ class ConfidenceSampler(SamplerBase):
         r.u_stop = np.empty((A, k_max + 1))
         r.fstate = np.empty((A, N_FSTATE))
         r.istate = np.empty((A, N_ISTATE + 2), dtype=np.int64)
-        r.cand_row = np.zeros((A, n, q))
-        r.full_row = np.zeros((A, n, q))
         r.err = np.zeros((A, 3), dtype=np.int64)
         if self.sizer.mode == COST:
             self.sizer.reserve(r.k)
@@ -538,7 +533,7 @@ class ConfidenceSampler(SamplerBase):
         verify_pair_rows(self.rule, probs, tol, start, stop, r.samples, r.t, r.k, r.first_row,
                          r.row_start, self.x, self.table, self.counts, self.last, r.probe, r.D,
                          r.W, r.q_at,
-                         r.q_draft, r.u_stop, r.fstate, r.istate, r.cand_row, r.full_row, r.err,
+                         r.q_draft, r.u_stop, r.fstate, r.istate, self.draft, r.err,
                          self._conf, self._totals)
         if r.err[:, 0].any():
             a = int(np.flatnonzero(r.err[:, 0])[0])
@@ -556,15 +551,15 @@ class ConfidenceSampler(SamplerBase):
         settle_pairs(self.rng, self.rule, r.samples, r.t, r.k, self.x, self.orders, self.n_free,
                      self.draft, self.fresh, self.last, self.log_prob, r.D, r.W, r.q_draft,
                      r.u_stop, r.fstate,
-                     r.istate, r.cand_row, r.full_row, *self.sizer.arrays(), self.steps, tau)
+                     r.istate, *self.sizer.arrays(), self.steps, tau)
         if self.sizer.mode == DEFAULT:
             self.sizer.k[:] = np.maximum(self.sizer.k, self.k_floor)
         self._settled(r, tau, where)
 
     def row_bytes(self):
-        """A row's context and its dense answer (float64), and the slot's kept rows."""
+        """A row's context and its dense answer (float64)."""
         n, q = self.model.n, self.model.q
-        return 8 * (n + 2 * n * q)
+        return 8 * (n + n * q)
 
     def result(self, stats):
         from .._result import SampleResult
