@@ -44,6 +44,9 @@ from .sampler import check_given
 #: real model ranks differently differ by far more than 1e-9.
 TIE = 1e-9
 
+#: Error code of a policy that returned a position it was not given.
+POLICY = 9
+
 #: Probe rows (a speculative method's first round asks ``q`` of them per sample to
 #: seed the neighbour table) only for alphabets up to this size.
 PROBE_MAX_Q = 256
@@ -63,19 +66,26 @@ ORDERS = ("confidence",)
 
 
 def check_confidence_order(order, method, draft=None):
-    """Validate a named ``order`` for ``method`` and ``draft`` (ValueError naming the fix)."""
-    if order not in ORDERS:
-        raise ValueError(f"order must be None, an int array (a permutation of the positions) "
-                         f"or one of {', '.join(map(repr, ORDERS))}; got {order!r}")
+    """Validate a named ``order`` or a policy for ``method`` and ``draft``; returns the
+    policy (None: confidence). ValueError or TypeError naming the fix."""
+    if callable(order) and not hasattr(order, "py_func"):
+        raise TypeError(f"a policy passed as order= runs inside fastspec's kernels, so it must "
+                        f"be compiled with numba.njit; got {type(order).__name__}")
+    if isinstance(order, str) and order not in ORDERS:
+        raise ValueError(f"order must be None, an int array (a permutation of the positions), "
+                         f"a numba.njit policy or one of {', '.join(map(repr, ORDERS))}; got "
+                         f"{order!r}")
     if method == "srs":
-        raise ValueError('method="srs" does not support order="confidence": its residual '
-                         "proposals redraw a block of fixed positions, while a confidence "
+        raise ValueError('method="srs" does not support order="confidence" (nor a policy): '
+                         "its residual proposals redraw a block of fixed positions, while a "
+                         "confidence "
                          'block\'s positions depend on its symbols; use method="block" or '
                          '"token" (or "auto")')
     if draft is not None:
         raise ValueError('order="confidence" drafts from the oracle itself (a neighbour table '
                          "learned from its rows); draft= models are not supported with it, "
                          "pass draft=None")
+    return None if isinstance(order, str) else order
 
 
 @kernel(inline="always")
@@ -91,6 +101,48 @@ def most_confident(conf):
         if conf[i] >= 0.0 and conf[i] >= top - TIE:
             return i
     return -1
+
+
+@kernel
+def confidence_policy(marginals, positions):
+    """The default policy as a callable: the most confident of ``positions`` (float64
+    ``marginals`` (F, q), one row per position), ties within :data:`TIE` to the lowest.
+
+    A policy passed as ``order=`` has this signature: a ``numba.njit`` function of one
+    context's normalised marginals at its free positions (ascending) and those
+    positions, returning one of them. It must depend on nothing else.
+    """
+    top = -1.0
+    for j in range(positions.shape[0]):
+        for y in range(marginals.shape[1]):
+            top = max(top, marginals[j, y])
+    for j in range(positions.shape[0]):
+        m = 0.0
+        for y in range(marginals.shape[1]):
+            m = max(m, marginals[j, y])
+        if m >= top - TIE:
+            return positions[j]
+    return -1
+
+
+@kernel(inline="always")
+def choose(policy, conf, m, totals, buf_m, buf_p):
+    """The user's ``policy`` on the free positions (``conf >= 0``) with marginals
+    ``m[p] / totals[p]``; -2 if it returns a position that is not one of them. (The
+    kernels call it only when a policy is given: ``policy=None`` prunes the call at
+    compile time, so the default kernels take no function argument and stay cached.)"""
+    F = 0
+    for p in range(conf.shape[0]):
+        if conf[p] >= 0.0:
+            for y in range(m.shape[1]):
+                buf_m[F, y] = m[p, y] / totals[p]
+            buf_p[F] = p
+            F += 1
+    b = policy(buf_m[:F], buf_p[:F])
+    for j in range(F):
+        if buf_p[j] == b:
+            return b
+    return -2
 
 
 @kernel(inline="always")
@@ -143,7 +195,7 @@ def guess_neighbours(table, counts, s, dist, conf, b, w):
 
 @kernel
 def draft_pairs(rng, samples, t, k, fresh, x, draft, table, counts, last, D, W, q_at, q_draft,
-                u_stop, fstate, istate, conf, dist):
+                u_stop, fstate, istate, conf, dist, policy, buf_m, buf_p, ones, policy_err):
     """Each slot's ``k`` drafted pairs (docs/ALGORITHMS.md, section 8).
 
     ``draft[s]`` (n, q) holds normalised marginals at the draft's context (the
@@ -172,7 +224,13 @@ def draft_pairs(rng, samples, t, k, fresh, x, draft, table, counts, last, D, W, 
         if not fresh[s] and last[s, 0] >= 0 and k[a] > 0:
             guess_neighbours(table, counts, s, dist, conf, last[s, 0], last[s, 1])
         for j in range(k[a]):
-            b = most_confident(conf)
+            if policy is None:
+                b = most_confident(conf)
+            else:
+                b = choose(policy, conf, dist, ones, buf_m, buf_p)
+            if b < 0:
+                policy_err[a] = 1
+                break
             conf[b] = -1.0
             D[a, j] = b
             w = draw_categorical(dist[b], next_double(rng, s))
@@ -197,7 +255,7 @@ def draft_pairs(rng, samples, t, k, fresh, x, draft, table, counts, last, D, W, 
 @kernel
 def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, row_start, x,
                      table, counts, last, probe, D, W, q_at, q_draft, u_stop, fstate, istate,
-                     draft, err, conf, totals):
+                     draft, err, conf, totals, policy, buf_m, buf_p):
     """Read the answer rows ``start .. stop - 1`` (dense ``(K, n, q)``), in order.
 
     Row ``i`` of a slot has context ``C_i``: every free position's marginal is
@@ -256,7 +314,14 @@ def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, ro
             elif last[s, 0] >= 0:
                 learn_neighbours(table, counts, s, probs, row, totals, conf, last[s, 0],
                                  last[s, 1])
-            best = most_confident(conf)
+            if policy is None:
+                best = most_confident(conf)
+            else:
+                best = choose(policy, conf, probs[row], totals, buf_m, buf_p)
+            if best < 0:
+                err[a, 0], err[a, 1], err[a, 2] = POLICY, g, -1
+                istate[a, DEAD] = 1
+                break
             if i < k[a]:
                 b = D[a, i]
                 if rule == UNCHECKED_POSITIONS:
@@ -396,9 +461,13 @@ class ConfidenceSampler(SamplerBase):
     rule : int, optional
         Verification rule overriding the method's (tests: ``UNVERIFIED``,
         :data:`UNCHECKED_POSITIONS`).
+    policy : numba.njit function, optional
+        Chooses the position of each step instead of the confidence rule (the
+        signature of :func:`confidence_policy`).
     """
 
-    def __init__(self, model, streams, *, method, block_size, row_cost, given, rule=None):
+    def __init__(self, model, streams, *, method, block_size, row_cost, given, rule=None,
+                 policy=None):
         n, q, S = model.n, model.q, len(streams)
         given = check_given(given, n, q, S)
         self.model, self.rng, self.method = model, streams.states, method
@@ -429,6 +498,9 @@ class ConfidenceSampler(SamplerBase):
         self.log_prob = np.zeros(S)
         self.log = RoundLog.empty(S)
         self._conf = np.empty(n)
+        self.policy = policy
+        self._buf_m, self._buf_p = np.empty((n, q)), np.empty(n, dtype=np.int64)
+        self._ones = np.ones(n)
         self._dist = np.empty((n, q))
         self._totals = np.empty(n)
         self._tol = 0.0
@@ -456,9 +528,16 @@ class ConfidenceSampler(SamplerBase):
         if self.sizer.mode == COST:
             self.sizer.reserve(r.k)
         self._add_probes(r)
+        policy_err = np.zeros(A, dtype=np.int64)
         draft_pairs(self.rng, r.samples, r.t, r.k, self.fresh, self.x, self.draft, self.table,
                     self.counts, self.last, r.D, r.W, r.q_at, r.q_draft, r.u_stop, r.fstate,
-                    r.istate, self._conf, self._dist)
+                    r.istate, self._conf, self._dist, self.policy, self._buf_m,
+                    self._buf_p, self._ones, policy_err)
+        if policy_err.any():
+            s = int(r.samples[np.flatnonzero(policy_err)[0]])
+            raise ValueError(f"order=: the policy returned a position that is not one of the "
+                             f"free positions it was given, drafting sample {s} (round "
+                             f"{int(self.log.rounds.max(initial=0))}); return one of positions")
         rows = int(r.row_start[-1])
         r.row_slot = np.repeat(np.arange(A), np.diff(r.row_start))
         r.row_i = np.arange(rows) - r.row_start[r.row_slot] + r.first_row[r.row_slot]
@@ -534,11 +613,16 @@ class ConfidenceSampler(SamplerBase):
                          r.row_start, self.x, self.table, self.counts, self.last, r.probe, r.D,
                          r.W, r.q_at,
                          r.q_draft, r.u_stop, r.fstate, r.istate, self.draft, r.err,
-                         self._conf, self._totals)
+                         self._conf, self._totals, self.policy, self._buf_m,
+                         self._buf_p)
         if r.err[:, 0].any():
             a = int(np.flatnonzero(r.err[:, 0])[0])
             code, g, b = (int(v) for v in r.err[a])
             s = int(r.samples[a])
+            if code == POLICY:
+                raise ValueError(f"{where}: the order= policy returned a position that is not "
+                                 f"one of the free positions it was given (row {g - start}, "
+                                 f"sample {s}); return one of positions")
             raise OracleError(self.model.invalid_answer_message(
                 where, g - start, s, self.contexts(g, g + 1)[0], b, probs[g - start, b],
                 code, tol))
