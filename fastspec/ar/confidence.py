@@ -20,8 +20,13 @@ target probability 0 when its position is not the target's choice, and the
 residual then draws from the target's kernel. The token and block rules of
 :mod:`fastspec._rules` apply unchanged on the joint space.
 
+``order=`` may also be a ``numba.njit`` policy choosing each step's position
+instead of the confidence rule (:class:`ConfidenceSampler`).
+
 Three serial kernels: :func:`draft_pairs`, :func:`verify_pair_rows`,
-:func:`settle_pairs`; the block size follows :mod:`fastspec._sizer`.
+:func:`settle_pairs` (the rest is inlined into them); the block size follows
+:mod:`fastspec._sizer`. Serial only: a round's work is ``O(rows n q)`` and a
+parallel twin would compile each a second time.
 """
 
 import math
@@ -100,28 +105,6 @@ def most_confident(conf):
     for i in range(conf.shape[0]):
         if conf[i] >= 0.0 and conf[i] >= top - TIE:
             return i
-    return -1
-
-
-@kernel
-def confidence_policy(marginals, positions):
-    """The default policy as a callable: the most confident of ``positions`` (float64
-    ``marginals`` (F, q), one row per position), ties within :data:`TIE` to the lowest.
-
-    A policy passed as ``order=`` has this signature: a ``numba.njit`` function of one
-    context's normalised marginals at its free positions (ascending) and those
-    positions, returning one of them. It must depend on nothing else.
-    """
-    top = -1.0
-    for j in range(positions.shape[0]):
-        for y in range(marginals.shape[1]):
-            top = max(top, marginals[j, y])
-    for j in range(positions.shape[0]):
-        m = 0.0
-        for y in range(marginals.shape[1]):
-            m = max(m, marginals[j, y])
-        if m >= top - TIE:
-            return positions[j]
     return -1
 
 
@@ -462,8 +445,10 @@ class ConfidenceSampler(SamplerBase):
         Verification rule overriding the method's (tests: ``UNVERIFIED``,
         :data:`UNCHECKED_POSITIONS`).
     policy : numba.njit function, optional
-        Chooses the position of each step instead of the confidence rule (the
-        signature of :func:`confidence_policy`).
+        Chooses the position of each step instead of the confidence rule:
+        ``policy(marginals, positions) -> position``, one context's normalised
+        marginals at its free positions (float64 ``(F, q)``, ascending positions,
+        int64 ``(F,)``), returning one of them and depending on nothing else.
     """
 
     def __init__(self, model, streams, *, method, block_size, row_cost, given, rule=None,
