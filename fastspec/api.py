@@ -75,11 +75,17 @@ def sample(model, *, n_samples=1, method="auto", draft=None, seed=None, order=No
         whatever ``n_samples``, ``max_rows`` and ``NUMBA_NUM_THREADS`` are. A
         SeedSequence is used as given (the same one gives the same samples); a
         Generator is consumed once (two 64-bit draws).
-    order : None or array_like of int
+    order : None, array_like of int, "confidence" or a numba.njit policy
         AR only. ``None`` draws a uniformly random order of the free positions
         per sample; an array (a permutation of ``range(n)``, or of the free
         positions when ``given`` is shared) is used for every sample, pinned
-        positions skipped.
+        positions skipped. ``"confidence"``: at each step the free position whose
+        marginal has the highest maximum probability (ties to the lowest index),
+        its symbol from that marginal (LLaDA's low-confidence remasking, one
+        token per step); every method but "srs" draws exactly that sampler's law
+        (docs/ALGORITHMS.md, section 8). A ``numba.njit`` function
+        ``policy(marginals (F, q), positions (F,)) -> position`` of one context's
+        free-position marginals replaces the confidence rule.
     given : None or array_like of int, shape (n,) or (n_samples, n)
         AR only: exact infilling. Entries ``>= 0`` are pinned symbols, ``-1``
         marks the positions to draw; the free positions are drawn exactly from

@@ -130,6 +130,12 @@ class ARModel:
         options.refuse(DIFFUSION_ONLY, "DiffusionModel", "an ARModel takes order= and given=")
         kwargs = dict(block_size=options.block_size, row_cost=options.row_cost,
                       order=options.order, given=options.given, parallel=options.parallel)
+        if isinstance(options.order, str) or callable(options.order):
+            from .confidence import ConfidenceSampler, check_confidence_order
+            policy = check_confidence_order(options.order, method, options.draft)
+            return ConfidenceSampler(self, streams, method=method, block_size=options.block_size,
+                                     row_cost=options.row_cost, given=options.given,
+                                     rule=options.rule, policy=policy)
         if method == "srs":
             from .srs import ARSrsSampler
             return ARSrsSampler(self, streams, **kwargs)

@@ -17,6 +17,7 @@ Commands::
     remote [--quick] [--out docs]                through a V2 server on 127.0.0.1 (issue 22)
     remote-in-flight [--quick] [--out docs]      samples/s against max_in_flight (issue 22)
     drafts [--quick] [--out docs]                draft models against autospeculation (issue 20)
+    confidence [--quick] [--out docs]            order="confidence": rounds against sequential (issue 20)
 
 Outputs go to ``--out DIR``; without it, to a new folder
 ``fastspec-bench/COMMAND-YYYYmmdd-HHMMSS`` of the current folder, so a run never
@@ -75,10 +76,14 @@ def _run(a):
     elif a.command == "drafts":
         from . import drafts
         drafts.run(out=a.out, quick=a.quick)
+    elif a.command == "confidence":
+        from . import confidence
+        confidence.run(out=a.out, quick=a.quick)
 
 
 COMMANDS = ["scaling", "plot", "wallclock", "overhead", "table", "plain", "memory", "srs",
-            "peers", "cluster", "pretrained", "dllm", "remote", "remote-in-flight", "drafts"]
+            "peers", "cluster", "pretrained", "dllm", "remote", "remote-in-flight", "drafts",
+            "confidence"]
 
 
 def main(argv=None):
