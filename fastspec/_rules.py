@@ -24,6 +24,7 @@ import math
 import numpy as np
 
 from ._jit import kernel
+from ._sizer import update as update_block_size
 
 #: Public methods. "auto" resolves to :data:`AUTO_METHOD`.
 METHODS = ("auto", "sequential", "token", "block", "srs")
@@ -43,12 +44,24 @@ RULES = {"token": TOKEN, "block": BLOCK}
 #: A residual mass below this is an event of probability ~0: draw from the target instead.
 TINY = 1e-300
 
-# Per-slot streaming state both pipelines keep while a round's rows arrive: integer
-# columns of ``istate``; column 0 of ``fstate`` is the running log pi (log prod rho
-# for SRS), the pipelines add their own float columns after it.
+# Per-slot streaming state both pipelines keep while a round's rows arrive, the tuple
+# ``stream = (u_stop, fstate, istate)`` of the kernels:
+#   u_stop: float64 (A, k_max + 1)  slot a's stop uniforms: u_stop[a, i] decides row i < k,
+#                                   u_stop[a, k] whether the whole block is kept
+#   fstate: float64 (A, N_FSTATE)   columns below
+#   istate: int64 (A, N_ISTATE)     columns below
+# Integer columns: the slot is dead (no later row is used), the stop candidate's draft index
+# and round row (-1: none yet), whether row k kept the whole block (-1: not decided) and its
+# round row (-1: not kept).
+# The functions that take this tuple are not inlined by numba (inline="always"): numba 0.68
+# loses the writes of an inlined function through a tuple of arrays inside a prange loop.
 DEAD, CAND, CAND_ROW, ACCEPT, FULL_ROW = 0, 1, 2, 3, 4
 N_ISTATE = 5
-LOG_PI = 0
+# Float columns: the running log pi (log prod rho for SRS) and its value at the stop
+# candidate; a running log sum of the pipeline's own (AR: log p of the drafts read so far,
+# diffusion: the srs proposals' log mu / nu) and its value at the stop candidate.
+LOG_PI, CAND_LOG_PI, LOG_SUM, CAND_LOG_SUM = 0, 1, 2, 3
+N_FSTATE = 4
 
 
 def check_method(method):
@@ -75,15 +88,111 @@ def keeps_whole(rule, log_pi, u):
     return rule != BLOCK and rule != SRS or u < math.exp(min(0.0, log_pi))
 
 
-@kernel(inline="always")
-def reset_slot(fstate, istate, a):
+@kernel
+def reset_slot(stream, a):
     """Clear slot ``a``'s streaming state before its block's rows arrive."""
+    _, fstate, istate = stream
     fstate[a, :] = 0.0
     istate[a, DEAD] = 0
     istate[a, CAND] = 0
     istate[a, CAND_ROW] = -1
     istate[a, ACCEPT] = -1
     istate[a, FULL_ROW] = -1
+
+
+@kernel
+def verify_draft_row(rule, stream, a, i, g, rho, log_rho, residual):
+    """The rule's decision at draft row ``i < k`` of slot ``a`` (round row ``g``).
+
+    Parameters (what each rule reads of them)
+    ----------
+    rule : int
+        ``TOKEN``, ``BLOCK``, ``SRS`` or ``UNVERIFIED``.
+    stream : tuple
+        ``(u_stop, fstate, istate)``, the streaming state (module comment).
+    a, i, g : int
+        Slot, draft index and round row.
+    rho : float
+        ``TOKEN``: the ratio ``p_i(W_i) / q_i(W_i)``, kept with probability ``min(1, rho)``.
+    log_rho : float
+        ``BLOCK`` and ``SRS``: ``log rho`` (``-inf`` when ``rho = 0``: no later row is used).
+    residual : float
+        ``BLOCK``: the residual mass ``R_i`` at the running ``pi`` (before this row).
+
+    Returns
+    -------
+    bool
+        Whether row ``i`` is the slot's new stop candidate (``CAND``, ``CAND_ROW``,
+        ``CAND_LOG_PI`` and ``CAND_LOG_SUM`` are then set); the caller keeps what it needs
+        of the row (the next draft if the block is cut there). Its running log sum is
+        updated by the caller after this call.
+    """
+    u_stop, fstate, istate = stream
+    log_pi = fstate[a, LOG_PI]
+    candidate = False
+    if rule == BLOCK:
+        candidate = u_stop[a, i] < stop_probability(residual, log_pi)
+        if candidate:
+            fstate[a, CAND_LOG_PI] = log_pi
+    elif rule == TOKEN:
+        candidate = not u_stop[a, i] < rho
+    elif rule == SRS:
+        candidate = i == 0
+    if candidate:
+        istate[a, CAND] = i
+        istate[a, CAND_ROW] = g
+        fstate[a, CAND_LOG_SUM] = fstate[a, LOG_SUM]
+        if rule == TOKEN:
+            istate[a, DEAD] = 1                   # rows after the first rejection are unused
+    if rule == BLOCK or rule == SRS:
+        if log_rho == -math.inf:
+            istate[a, DEAD] = 1                   # pi = 0: no later row can be used
+        elif rule == BLOCK:
+            fstate[a, LOG_PI] = min(0.0, log_pi + log_rho)
+        else:
+            fstate[a, LOG_PI] = log_pi + log_rho
+    return candidate
+
+
+@kernel
+def verify_last_row(rule, stream, a, k, g):
+    """Row ``k`` of slot ``a`` (round row ``g``): whether the whole block is kept.
+
+    Sets ``ACCEPT`` (and ``FULL_ROW = g`` when kept); the caller then keeps the
+    row's answer (the next block's draft).
+    """
+    u_stop, fstate, istate = stream
+    keep = keeps_whole(rule, fstate[a, LOG_PI], u_stop[a, k])
+    istate[a, ACCEPT] = 1 if keep else 0
+    if keep:
+        istate[a, FULL_ROW] = g
+    return keep
+
+
+@kernel
+def kept_length(rule, stream, sizer, a, s, k):
+    """Slot ``a``'s kept length ``tau`` (sample ``s``, block of ``k`` drafts) at settle.
+
+    Row ``k`` decided it if it was read; else (not asked, or the slot died
+    before it) the block is kept whole with :func:`keeps_whole` unless the slot
+    is dead. ``SRS`` keeps all or nothing: a rejected block returns -1 (the caller
+    redraws it from the residual). Records the outcome in the sample's block-size
+    state ``sizer`` (the tuple of :meth:`fastspec._sizer.BlockSizer.arrays`).
+    """
+    u_stop, fstate, istate = stream
+    mode, fixed, row_cost, k_state, mean, cuts, at_risk = sizer
+    accept = istate[a, ACCEPT]
+    if accept < 0:                                # row k was not asked (or never reached)
+        if istate[a, DEAD]:
+            accept = 0
+        else:
+            accept = 1 if keeps_whole(rule, fstate[a, LOG_PI], u_stop[a, k]) else 0
+    if rule == SRS and accept == 0:
+        update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, k, 0)
+        return -1
+    tau = k if accept == 1 else istate[a, CAND]
+    update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, k, tau)
+    return tau
 
 
 @kernel(inline="always")
