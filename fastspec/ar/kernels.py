@@ -207,6 +207,50 @@ def _block_residual(probs, row, cb, total, draft, s, o, log_pi):
     return residual
 
 
+@kernel
+def _verify_row(rule, answer, start, rnd, held, drafted, stream, found, err, a, g):
+    """Read round row ``g`` of slot ``a`` (:func:`verify_rows`); False: the slot reads no more."""
+    dense, probs, tol = answer
+    samples, t, k, first_row, row_start = rnd
+    orders, n_order, draft = held[1], held[3], held[4]
+    W, q_at = drafted
+    fstate, istate = stream[1], stream[2]
+    cand_target, full_win, win_len = found[0], found[2], found[3]
+    if istate[a, DEAD]:
+        return False
+    s = samples[a]
+    row = g - start
+    i = g - row_start[a] + first_row[a]
+    if i == k[a]:                                 # row k: kept whole?
+        if verify_last_row(rule, stream, a, k[a], g):
+            first = t[a] + k[a]
+            _copy_window(probs, row, orders, s, first, min(win_len[a], n_order[s] - first),
+                         full_win[a], dense, first)
+        return True
+    b = orders[s, t[a] + i]
+    cb = b if dense else 0
+    total, code = check_marginal(probs[row, cb], tol)
+    if code != 0:
+        err[a, 0], err[a, 1], err[a, 2] = code, g, b
+        istate[a, DEAD] = 1
+        return False
+    p_w = probs[row, cb, W[a, i]] / total
+    rho = p_w / q_at[a, i]
+    log_rho = 0.0
+    residual = 0.0
+    if rule == BLOCK or rule == SRS:
+        log_rho = math.log(rho) if rho > 0.0 else -math.inf
+    if rule == BLOCK:
+        residual = _block_residual(probs, row, cb, total, draft, s, (t[a] + i) % draft.shape[1],
+                                   fstate[a, LOG_PI])
+    if verify_draft_row(rule, stream, a, i, g, rho, log_rho, residual):
+        for y in range(draft.shape[2]):
+            cand_target[a, y] = probs[row, cb, y] / total
+    if p_w > 0.0:
+        fstate[a, LOGP] += math.log(p_w)
+    return True
+
+
 @twin
 def verify_rows(
     rule,     # int: TOKEN, BLOCK, SRS or UNVERIFIED (fastspec._rules)
@@ -238,48 +282,18 @@ def verify_rows(
     block answers order indices ``t + i, t + i + 1, ..`` (the positions protocol,
     :meth:`fastspec.ar.sampler.ARSampler.request`).
     """
-    dense, probs, tol = answer
-    samples, t, k, first_row, row_start = rnd
-    orders, n_order, draft = held[1], held[3], held[4]
-    W, q_at = drafted
-    _, fstate, istate = stream
-    cand_target, cand_win, full_win, win_len = found
+    dense, probs = answer[0], answer[1]
+    samples, t, _, _, row_start = rnd
+    orders, n_order = held[1], held[3]
+    istate = stream[2]
+    cand_win, full_win, win_len = found[1], found[2], found[3]
     slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for a in prange(slot_lo, slot_hi):
-        s = samples[a]
         r0, r1 = rows_of_slot(row_start, a, start, stop)
         for g in range(r0, r1):
-            if istate[a, DEAD]:
+            if not _verify_row(rule, answer, start, rnd, held, drafted, stream, found, err, a, g):
                 break
-            row = g - start
-            i = g - row_start[a] + first_row[a]
-            if i == k[a]:                         # row k: kept whole?
-                if verify_last_row(rule, stream, a, k[a], g):
-                    first = t[a] + k[a]
-                    _copy_window(probs, row, orders, s, first,
-                                 min(win_len[a], n_order[s] - first), full_win[a], dense, first)
-                continue
-            b = orders[s, t[a] + i]
-            cb = b if dense else 0
-            total, code = check_marginal(probs[row, cb], tol)
-            if code != 0:
-                err[a, 0], err[a, 1], err[a, 2] = code, g, b
-                istate[a, DEAD] = 1
-                break
-            p_w = probs[row, cb, W[a, i]] / total
-            rho = p_w / q_at[a, i]
-            log_rho = 0.0
-            residual = 0.0
-            if rule == BLOCK or rule == SRS:
-                log_rho = math.log(rho) if rho > 0.0 else -math.inf
-            if rule == BLOCK:
-                residual = _block_residual(probs, row, cb, total, draft, s,
-                                           (t[a] + i) % draft.shape[1], fstate[a, LOG_PI])
-            if verify_draft_row(rule, stream, a, i, g, rho, log_rho, residual):
-                for y in range(draft.shape[2]):
-                    cand_target[a, y] = probs[row, cb, y] / total
-            if p_w > 0.0:
-                fstate[a, LOGP] += math.log(p_w)
+        s = samples[a]
         g = istate[a, CAND_ROW]
         if r0 <= g < r1:
             first = t[a] + istate[a, CAND] + (0 if rule == SRS else 1)

@@ -298,6 +298,53 @@ def _all_finite(v):
     return True
 
 
+@kernel
+def _verify_row(rule, den, start, rnd, chain, coef, drawn, stream, walk, found, err, ref, slot, g):
+    """Read round row ``g`` of ``slot`` (:func:`verify_rows`); False: the slot reads no more."""
+    samples, j, k, first_row, row_start = rnd
+    d_draft = chain[1]
+    b, c = coef[1], coef[2]
+    W_rows, xi_rows = drawn
+    fstate, istate = stream[1], stream[2]
+    W_cand, xi_cand = walk[2], walk[3]
+    cand_D, full_D = found
+    track, ref_D = ref[0], ref[1]
+    if istate[slot, DEAD]:
+        return False
+    s = samples[slot]
+    row = g - start
+    i = g - row_start[slot] + first_row[slot]
+    if not _all_finite(den[row]):
+        err[slot, 0], err[slot, 1], err[slot, 2] = 1, g, j[slot] + i
+        istate[slot, DEAD] = 1
+        return False
+    if i == k[slot]:                              # row k: kept whole?
+        if verify_last_row(rule, stream, slot, k[slot], g):
+            full_D[slot, :] = den[row, :]
+        return True
+    step = j[slot] + i
+    scale = b[step] / c[step]
+    dot = 0.0
+    sq = 0.0
+    for t in range(den.shape[1]):
+        delta = scale * (den[row, t] - d_draft[s, t])
+        dot += xi_rows[row, t] * delta
+        sq += delta * delta
+    log_rho = dot - 0.5 * sq
+    rho = math.exp(min(0.0, log_rho)) if rule == TOKEN else 0.0
+    residual = 0.0
+    if rule == BLOCK:
+        residual = residual_mass(math.sqrt(sq), fstate[slot, LOG_PI])
+    if verify_draft_row(rule, stream, slot, i, g, rho, log_rho, residual):
+        cand_D[slot, :] = den[row, :]
+        W_cand[slot, :] = W_rows[row, :]
+        xi_cand[slot, :] = xi_rows[row, :]
+    if track:
+        fstate[slot, LOG_REF] += reference_term(xi_rows[row], den[row], d_draft[s], ref_D[s],
+                                                scale)
+    return True
+
+
 @twin
 def verify_rows(
     rule,    # int: TOKEN, BLOCK, SRS or UNVERIFIED (fastspec._rules)
@@ -324,52 +371,14 @@ def verify_rows(
     the running sum is ``log prod rho`` (uncapped) and the candidate is row 0
     (the denoiser at the block's start, which seeds the residual proposals).
     """
-    dim = den.shape[1]
-    samples, j, k, first_row, row_start = rnd
-    d_draft = chain[1]
-    b, c = coef[1], coef[2]
-    W_rows, xi_rows = drawn
-    _, fstate, istate = stream
-    W_cand, xi_cand = walk[2], walk[3]
-    cand_D, full_D = found
-    track, ref_D = ref[0], ref[1]
+    row_start = rnd[4]
     slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for slot in prange(slot_lo, slot_hi):
-        s = samples[slot]
         r0, r1 = rows_of_slot(row_start, slot, start, stop)
         for g in range(r0, r1):
-            if istate[slot, DEAD]:
+            if not _verify_row(rule, den, start, rnd, chain, coef, drawn, stream, walk, found,
+                               err, ref, slot, g):
                 break
-            row = g - start
-            i = g - row_start[slot] + first_row[slot]
-            if not _all_finite(den[row]):
-                err[slot, 0], err[slot, 1], err[slot, 2] = 1, g, j[slot] + i
-                istate[slot, DEAD] = 1
-                break
-            if i == k[slot]:                      # row k: kept whole?
-                if verify_last_row(rule, stream, slot, k[slot], g):
-                    full_D[slot, :] = den[row, :]
-                continue
-            step = j[slot] + i
-            scale = b[step] / c[step]
-            dot = 0.0
-            sq = 0.0
-            for t in range(dim):
-                delta = scale * (den[row, t] - d_draft[s, t])
-                dot += xi_rows[row, t] * delta
-                sq += delta * delta
-            log_rho = dot - 0.5 * sq
-            rho = math.exp(min(0.0, log_rho)) if rule == TOKEN else 0.0
-            residual = 0.0
-            if rule == BLOCK:
-                residual = residual_mass(math.sqrt(sq), fstate[slot, LOG_PI])
-            if verify_draft_row(rule, stream, slot, i, g, rho, log_rho, residual):
-                cand_D[slot, :] = den[row, :]
-                W_cand[slot, :] = W_rows[row, :]
-                xi_cand[slot, :] = xi_rows[row, :]
-            if track:
-                fstate[slot, LOG_REF] += reference_term(xi_rows[row], den[row], d_draft[s],
-                                                        ref_D[s], scale)
 
 
 @kernel
