@@ -43,30 +43,25 @@ def _run(a):
         _study().overhead()
     elif a.command == "table":
         _study().table()
-    elif a.command == "plain":
-        from . import plain
-        plain.run(out=a.out, quick=a.quick)
-    elif a.command == "memory":
-        from . import memory
-        memory.run(out=a.out)
-    elif a.command == "srs":
-        from . import srs
-        srs.run(out=a.out, quick=a.quick)
-    elif a.command == "peers":
-        from . import peers
-        peers.run(peers.QUICK if a.quick else peers.FULL, out=a.out)
-    elif a.command == "distributed":
-        from . import distributed
-        distributed.run(out=a.out, quick=a.quick)
-    elif a.command == "pretrained":
-        from . import pretrained
-        pretrained.run(out=a.out, n_seeds=a.seeds)
-    elif a.command == "dllm":
-        from . import dllm
-        dllm.run(dllm.QUICK if a.quick else dllm.FULL, out=a.out)
-    elif a.command == "remote":
-        from . import remote
-        remote.run(out=a.out, quick=a.quick)
+    else:
+        _run_module(a)
+
+
+# Commands that are a module of this package with a ``run`` function: the command-line
+# arguments each one takes ("budget": the module's QUICK or FULL budget, by --quick).
+_MODULE_ARGS = {"plain": ("out", "quick"), "memory": ("out",), "srs": ("out", "quick"),
+                "peers": ("budget", "out"), "distributed": ("out", "quick"),
+                "pretrained": ("out", "n_seeds"), "dllm": ("budget", "out"),
+                "remote": ("out", "quick")}
+
+
+def _run_module(a):
+    import importlib
+    module = importlib.import_module(f".{a.command}", __package__)
+    given = {"out": a.out, "quick": a.quick, "n_seeds": a.seeds}
+    args = _MODULE_ARGS[a.command]
+    budget = ((module.QUICK if a.quick else module.FULL),) if "budget" in args else ()
+    module.run(*budget, **{name: given[name] for name in args if name != "budget"})
 
 
 COMMANDS = ["scaling", "plot", "wallclock", "overhead", "table", "plain", "memory", "srs",
