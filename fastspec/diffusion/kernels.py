@@ -381,7 +381,7 @@ def verify_rows(
                 break
 
 
-@kernel
+@kernel(inline="always")
 def _residual_noise(rng, s, rule, xi, delta, sq, log_pi):
     """The noise of the step a cut block takes from its stop candidate.
 
