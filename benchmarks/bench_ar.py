@@ -4,8 +4,9 @@ import numpy as np
 import fastspec
 from fastspec.bench import ar_models, engine_shares
 from fastspec.models import CurieWeiss
+from fastspec._rules import CONCRETE_METHODS
 
-METHODS = ["sequential", "token", "block", "srs"]
+METHODS = CONCRETE_METHODS
 # asv parameter -> the model of the same name in the scaling study
 _STUDY_NAMES = {"curieweiss": "CurieWeiss(J=1)", "markov": "MarkovChain(e^2)",
                 "mixture": "MixtureOfProducts(sqrt n)"}

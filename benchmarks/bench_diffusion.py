@@ -3,8 +3,9 @@ import numpy as np
 
 import fastspec
 from fastspec.models import PointCloud
+from fastspec._rules import CONCRETE_METHODS
 
-METHODS = ["sequential", "token", "block", "srs"]
+METHODS = CONCRETE_METHODS
 
 
 def _model(d=16):

@@ -4,11 +4,12 @@ import numpy as np
 import fastspec
 from fastspec.bench import dllm
 from fastspec.models import MarkovChain
+from fastspec._rules import SPECULATIVE_METHODS
 
 
 class CharacterChainRounds:
     """Rounds, rows and transition KL rate above the exact floor, 64 samples."""
-    params = (["token", "block", "srs"], [128, 1024])
+    params = (SPECULATIVE_METHODS, [128, 1024])
     param_names = ["method", "n"]
     timeout = 600
 

@@ -9,12 +9,13 @@ import numpy as np
 
 import fastspec
 from fastspec.models import CurieWeiss, PointCloud
+from fastspec._rules import SPECULATIVE_METHODS
 
 SLOW = os.environ.get("FASTSPEC_SLOW_BENCH") == "1"
 
 
 class SlowARRounds:
-    params = (["token", "block", "srs"], [1024, 4096])
+    params = (SPECULATIVE_METHODS, [1024, 4096])
     param_names = ["method", "n"]
     timeout = 1800
 
@@ -33,7 +34,7 @@ class SlowARRounds:
 
 
 class SlowDiffusionRounds:
-    params = (["token", "block", "srs"], [10000])
+    params = (SPECULATIVE_METHODS, [10000])
     param_names = ["method", "n_steps"]
     timeout = 1800
 

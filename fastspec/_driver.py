@@ -13,12 +13,15 @@ samples in Python.
 import gc
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
 from ._errors import OracleError
 from ._result import SampleResult, SampleStats
+
+if TYPE_CHECKING:
+    from ._options import SampleOptions
 
 #: What ``max_rows="auto"`` (the default) allows one oracle call to cost: the
 #: rows of a call are as many as keep its answer, plus what the engine holds
@@ -63,8 +66,11 @@ class BatchSampler(Protocol):
     def consume(self, answer: Any, start: int, stop: int, where: str) -> None:
         """Verify rows ``start .. stop - 1`` from the oracle's ``answer`` (borrowed: not kept)."""
 
-    def finish(self) -> None:
-        """Settle this round's blocks: kept drafts, residual draws, next drafts."""
+    def finish(self, where: str) -> None:
+        """Settle this round's blocks: kept drafts, residual draws, next drafts.
+
+        ``where`` names the round (``"round 3"``) in the errors it raises.
+        """
 
     def progress(self) -> tuple:
         """``(steps done over all samples, steps in all)``."""
@@ -76,16 +82,30 @@ class BatchSampler(Protocol):
         """The samples, once :meth:`plan` returned 0."""
 
 
+@runtime_checkable
 class Pipeline(Protocol):
     """What :func:`fastspec.sample` needs of a model family.
 
-    :class:`fastspec.ARModel` and :class:`fastspec.DiffusionModel` implement it.
+    :class:`fastspec.ARModel` and :class:`fastspec.DiffusionModel` implement it;
+    :func:`fastspec.sample` and :mod:`fastspec.cluster` accept any object
+    that does, so a third family needs no change there.
     """
 
-    def _sampler(self, method: str, streams, options: dict) -> BatchSampler:
-        """A :class:`BatchSampler` for ``method`` (options: block_size, row_cost, ...)."""
+    def batch_sampler(self, method: str, streams, options: "SampleOptions") -> BatchSampler:
+        """A :class:`BatchSampler` of one call.
 
-    def _call(self, args, counter: "CallCounter", where: str) -> Any:
+        Parameters
+        ----------
+        method : {"sequential", "token", "block", "srs"}
+            Resolved ("auto" is not passed).
+        streams : fastspec._seeds.SampleStreams
+            One random stream per sample.
+        options : fastspec._options.SampleOptions
+            The family checks its own fields and refuses the others'
+            (:meth:`~fastspec._options.SampleOptions.refuse`).
+        """
+
+    def call_oracle(self, args, counter: "CallCounter", where: str) -> Any:
         """One call of the user's oracle on ``args``; the answer, checked for shape and type."""
 
 
@@ -124,8 +144,19 @@ class SamplerBase:
     """What both pipelines' batched samplers share.
 
     A subclass keeps each sample's progress in ``self.steps`` and the step it
-    stops at in ``self.stop`` (int64 ``(S,)``), and its last round in ``self._r``.
+    stops at in ``self.stop`` (int64 ``(S,)``), and its last round in ``self._r``
+    (slots ``samples``, their block lengths ``k`` and row offsets ``row_start``).
+    With the ``SRS`` rule it also implements :meth:`_proposal_start`; srs reads
+    the rest through the public names of :class:`fastspec._srs.SrsHost`.
     """
+
+    #: srs: the blocks rejected by the last :meth:`finish` (None if none), taken once.
+    rejections = None
+
+    @property
+    def n_samples(self):
+        """Samples (or srs proposals) this sampler draws."""
+        return self.steps.shape[0]
 
     def progress(self):
         return int(self.steps.sum()), int(self.stop.sum())
@@ -141,14 +172,42 @@ class SamplerBase:
         """Stop ``samples`` where they are (srs drops proposals it no longer needs)."""
         self.steps[samples] = np.maximum(self.steps[samples], self.stop[samples])
 
-    def _settled(self, r, tau):
+    def round_rows(self):
+        """This round's slots: ``(samples (A,), rows (A,), positions (A,) or None)``,
+        int64; positions only where the oracle is asked for listed positions."""
+        r = self._r
+        return r.samples, np.diff(r.row_start), None
+
+    def take_rejections(self):
+        """The :class:`Rejections` of the last :meth:`finish` (None: none), once."""
+        rejections, self.rejections = self.rejections, None
+        return rejections
+
+    def _settled(self, r, tau, where):
         """Bookkeeping after a round's blocks of slots ``r`` kept ``tau`` drafts each."""
         self.has_draft[r.samples] = True
-        self.rejected = r.samples[tau < 0]       # srs: to be redrawn from the residual
+        rejected = np.flatnonzero(tau < 0)       # srs: to be redrawn from the residual
+        if rejected.size:
+            self.rejections = Rejections(r.samples[rejected], r.k[rejected],
+                                         self._proposal_start(r, rejected, where))
         if self.method != "sequential":
             spec = r.k > 0
             self.log.add_blocks(r.samples[spec], r.k[spec], np.maximum(tau[spec], 0))
         self._r = None
+
+
+@dataclass(frozen=True)
+class Rejections:
+    """Blocks the ``SRS`` rule rejected in one round; srs redraws them from the residual."""
+
+    #: The samples, int64 ``(R,)``, increasing.
+    samples: np.ndarray
+    #: Their block lengths, int64 ``(R,)``.
+    k: np.ndarray
+    #: What starts each sample's proposals: AR, the marginals of its block's
+    #: positions at its context, float64 ``(R, k_max, q)``; diffusion, the
+    #: denoiser at its state, float64 ``(R, d)``.
+    start: np.ndarray
 
 
 @dataclass
@@ -228,7 +287,7 @@ def run_rounds(model, sampler, method, *, max_rows=None, progress=None):
                 if idle > 100_000:
                     raise RuntimeError("fastspec went 100,000 rounds without asking the oracle "
                                        "for a row; this is a fastspec bug, please report it")
-                sampler.finish()               # blocks settled without an oracle row
+                sampler.finish(f"round {rounds}")   # blocks settled without an oracle row
                 continue
             idle = 0
             step = rows_per_call(max_rows, sampler, rows)
@@ -238,7 +297,7 @@ def run_rounds(model, sampler, method, *, max_rows=None, progress=None):
                          f"round {rounds}, call {start // step} (rows {start}..{stop - 1} of {rows})")
                 args = sampler.request(start, stop)
                 try:
-                    answer = model._call(args, counter, where)
+                    answer = model.call_oracle(args, counter, where)
                 except OracleError:
                     raise
                 except Exception as exc:
@@ -246,7 +305,7 @@ def run_rounds(model, sampler, method, *, max_rows=None, progress=None):
                     raise
                 sampler.consume(answer, start, stop, where)
                 del answer, args
-            sampler.finish()
+            sampler.finish(f"round {rounds}")
             rounds += 1
             if progress is not None:
                 progress.update(sampler, rounds)
@@ -259,11 +318,15 @@ def run_rounds(model, sampler, method, *, max_rows=None, progress=None):
     block_sizes, accepted = log.blocks()
     dense = getattr(sampler, "dense_positions", None)     # AR without the positions protocol
     positions = log.positions if dense is None else log.rows * dense
+    drafter = getattr(sampler, "drafter", None)           # fastspec._drafts: a draft model's cost
+    drafts = {} if drafter is None else dict(
+        draft_calls=drafter.counter.calls, draft_rows=drafter.rows,
+        draft_seconds=drafter.counter.seconds)
     stats = SampleStats(
         method=method, rounds=rounds, contexts=int(log.rows.sum()),
         rounds_per_sample=log.rounds, rows_per_sample=log.rows,
         positions=int(positions.sum()), positions_per_sample=positions,
         block_sizes=block_sizes, accepted=accepted, n_steps=int(sampler.n_steps),
         wall_seconds=time.perf_counter() - t_start, oracle_seconds=counter.seconds,
-        oracle_calls=counter.calls)
+        oracle_calls=counter.calls, **drafts)
     return sampler.result(stats)

@@ -40,6 +40,12 @@ class SampleStats:
         protocol (:class:`fastspec.ARModel`); 0 for diffusion.
     positions_per_sample : ndarray of int64, shape (n_samples,)
         The same, per sample.
+    draft_calls, draft_rows : int
+        With ``draft=``: calls of the draft model and the rows (contexts or
+        states) it was asked for, counted apart from the target's ``rounds``,
+        ``oracle_calls`` and ``contexts``; 0 without a draft model.
+    draft_seconds : float
+        Seconds spent inside the draft model (part of ``wall_seconds``).
     """
 
     method: str
@@ -55,11 +61,9 @@ class SampleStats:
     oracle_calls: int = 0
     positions: int = 0
     positions_per_sample: np.ndarray = field(default=None, repr=False)
-
-    @property
-    def rows(self):
-        """Alias of ``contexts`` (the word used for diffusion)."""
-        return self.contexts
+    draft_calls: int = 0
+    draft_rows: int = 0
+    draft_seconds: float = 0.0
 
     @property
     def mean_accepted(self):
@@ -97,6 +101,9 @@ class SampleStats:
                 f"  blocks: {self.block_sizes.size}, mean length {self.mean_block_size:.1f},"
                 f" mean accepted {self.mean_accepted:.1f}"
             )
+        if self.draft_calls:
+            lines.append(f"  draft model: {self.draft_calls} calls, {self.draft_rows} rows,"
+                         f" {self.draft_seconds:.3f} s (counted apart from the target's)")
         calls = "" if self.oracle_calls == self.rounds else f" in {self.oracle_calls} calls"
         lines.append(
             f"  wall-clock {self.wall_seconds:.3f} s, of which oracle {self.oracle_seconds:.3f} s{calls}"

@@ -28,6 +28,9 @@ from ._sizer import update as update_block_size
 
 #: Public methods. "auto" resolves to :data:`AUTO_METHOD`.
 METHODS = ("auto", "sequential", "token", "block", "srs")
+#: The methods that run ("auto" is one of them), and those that speculate.
+CONCRETE_METHODS = METHODS[1:]
+SPECULATIVE_METHODS = CONCRETE_METHODS[1:]
 
 #: What "auto" runs: "block" had the fewest rounds on every model measured
 #: (docs/BENCHMARKS.md, scaling study).

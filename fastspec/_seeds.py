@@ -26,10 +26,10 @@ the polar method measured here, and checked against numpy in the tests.
 """
 
 import math
-import numbers
 
 import numpy as np
 
+from ._checks import is_int
 from ._jit import kernel
 
 try:   # numpy's ziggurat tables for normal deviates, as numba ships them
@@ -61,7 +61,7 @@ def as_seed_sequence(seed):
     ValueError
         If ``seed`` is a negative int.
     """
-    if seed is None or isinstance(seed, (numbers.Integral, np.integer)) and not isinstance(seed, bool):
+    if seed is None or is_int(seed):
         if seed is not None and seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {seed}")
         return np.random.SeedSequence(None if seed is None else int(seed))

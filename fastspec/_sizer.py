@@ -23,10 +23,10 @@ Rules (``mode``):
 """
 
 import math
-import numbers
 
 import numpy as np
 
+from ._checks import check_int, check_real
 from ._jit import kernel
 
 FIXED = 0
@@ -53,26 +53,19 @@ SRS_GROW, SRS_SHRINK = 1.5, 0.75
 
 
 def check_block_size(block_size):
-    """Validate the user's ``block_size`` ("auto" or a positive int)."""
-    message = f'block_size must be "auto" or a positive int, got {block_size!r}'
+    """Validate the user's ``block_size``: "auto" or an int >= 1."""
     if isinstance(block_size, str):
         if block_size != "auto":
-            raise ValueError(message)
+            raise ValueError(f'block_size must be "auto" or an int >= 1, got {block_size!r}')
         return block_size
-    if isinstance(block_size, (numbers.Integral, np.integer)) and not isinstance(block_size, bool):
-        if block_size < 1:
-            raise ValueError(message)
-        return int(block_size)
-    raise ValueError(message)
+    return check_int("block_size", block_size, 1, what=' or "auto"')
 
 
 def check_row_cost(row_cost, method, block_size):
     """Validate ``row_cost`` (None, or a finite float > 0 for token/block with "auto")."""
     if row_cost is None:
         return None
-    if isinstance(row_cost, bool) or not isinstance(row_cost, (numbers.Real, np.floating)):
-        raise ValueError(f"row_cost must be None or a positive float, got {row_cost!r}")
-    row_cost = float(row_cost)
+    row_cost = check_real("row_cost", row_cost, "None or a positive float")
     if not (math.isfinite(row_cost) and row_cost > 0):
         raise ValueError(f"row_cost must be None or a finite float > 0, got {row_cost!r}")
     if method not in ("token", "block"):
@@ -138,20 +131,6 @@ class BlockSizer:
         """State passed to the kernels that call :func:`update`."""
         return (self.mode, self.fixed, self.row_cost, self.k, self.mean, self.cuts, self.at_risk)
 
-    def plan(self, progress, stop, waiting, order_len, has_draft, fresh, tail_len, log,
-             cover_block=False):
-        """:func:`plan_blocks`; returns ``samples, t, k, first_row, row_start, win_len, k_max,
-        w_max`` (arrays cut to the unfinished samples)."""
-        S = progress.shape[0]
-        samples, t, k, first_row, win_len = (np.empty(S, dtype=np.int64) for _ in range(5))
-        row_start = np.empty(S + 1, dtype=np.int64)
-        A, k_max, w_max = plan_blocks(progress, stop, waiting, order_len, has_draft, fresh,
-                                      tail_len, cover_block, self.mode, self.fixed, self.k,
-                                      self.mean, log.rounds, log.rows, samples, t, k, first_row,
-                                      row_start, win_len)
-        return (samples[:A], t[:A], k[:A], first_row[:A], row_start[:A + 1], win_len[:A],
-                k_max, w_max)
-
 
 @kernel
 def next_block(mode, fixed, k_state, s, remaining):
@@ -171,58 +150,6 @@ def max_next(mode, fixed, k_state, mean, s, k):
         return max(k_state[s], k + 1, int(math.ceil(SRS_GROW * k)))
     cut_mean = k if math.isnan(mean[s]) else 0.5 * mean[s] + 0.5 * k
     return max(k_state[s], 2 * k, int(math.ceil(GROW_AFTER_CUT * cut_mean)))
-
-
-@kernel
-def plan_blocks(progress, stop, waiting, order_len, has_draft, fresh, tail_len, cover_block,
-                mode, fixed, k_state, mean, log_rounds, log_rows, samples, t, k, first_row,
-                row_start, win_len):
-    """This round's block of each unfinished sample, and the rows it asks for.
-
-    Fills slot ``a = 0, 1, ..`` for each sample ``s`` with ``progress[s] <
-    stop[s]`` and not ``waiting``: ``samples[a] = s``, its progress ``t[a]``, its
-    block length ``k[a]`` (0 for a sample with no draft yet: its first round only
-    asks for its starting point), whether row 0 is skipped (``first_row``: fresh
-    draft), its rows ``row_start[a] .. row_start[a + 1] - 1`` (row ``k`` is
-    skipped when nothing would remain after the block in the sample's order,
-    ``order_len``), and how many positions after each row's block position the
-    sampler keeps (``win_len``: the next block's draft; ``tail_len`` for a block
-    that ends the stretch of a sample whose order goes on; at least the block
-    itself when ``cover_block``). Adds the rows to the per-sample log.
-
-    Returns
-    -------
-    n_slots, k_max, w_max : int
-    """
-    row_start[0] = 0
-    n_slots = 0
-    k_max = 1
-    w_max = 1
-    for s in range(progress.shape[0]):
-        if progress[s] >= stop[s] or waiting[s]:
-            continue
-        a = n_slots
-        samples[a] = s
-        t[a] = progress[s]
-        remaining = stop[s] - t[a]
-        kk = next_block(mode, fixed, k_state, s, remaining) if has_draft[s] else 0
-        k[a] = kk
-        first_row[a] = 1 if fresh[s] and kk > 0 else 0
-        rows = kk + 1 - first_row[a] - (1 if t[a] + kk == order_len[s] else 0)
-        row_start[a + 1] = row_start[a] + rows
-        w = min(max_next(mode, fixed, k_state, mean, s, kk), remaining)
-        if t[a] + kk == stop[s]:
-            w = max(w, tail_len[s])
-        if cover_block:
-            w = max(w, kk)
-        win_len[a] = w
-        k_max = max(k_max, kk)
-        w_max = max(w_max, w)
-        log_rows[s] += rows
-        if rows > 0:
-            log_rounds[s] += 1
-        n_slots += 1
-    return n_slots, k_max, w_max
 
 
 @kernel

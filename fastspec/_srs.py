@@ -20,8 +20,11 @@ rate of proposals; their streams are seeded from the sample's own, so sample
 ``i`` stays a function of ``(seed, i)``.
 """
 
+from typing import Protocol
+
 import numpy as np
 
+from ._driver import BatchSampler, Rejections, RoundLog
 from ._jit import kernel
 from ._seeds import next_double, next_uint64, seed_states
 
@@ -83,13 +86,54 @@ class Wave:
         self.open = np.ones(parents.size, dtype=np.bool_)
 
 
-class SrsSampler:
-    """srs around a pipeline's batched sampler (``outer``, rule ``SRS``).
+class SrsHost(BatchSampler, Protocol):
+    """The door between srs and the batched sampler it wraps: all srs reads or calls.
 
-    Subclasses provide :meth:`_init` (what seeds the proposals of rejected
-    samples), :meth:`_jobs` (the proposals' batched sampler),
-    :meth:`_log_ratio` (``log mu_B(X) - log nu_B(X)`` of finished proposals) and
-    :meth:`_accept` (install a kept proposal in its sample).
+    The pipelines' samplers (:class:`fastspec.ar.sampler.ARSampler`,
+    :class:`fastspec.diffusion.sampler.DiffusionSampler`) implement it, for the
+    samples of a call (rule ``SRS``) and for their proposals (``for_jobs``).
+    """
+
+    #: Per-sample PCG64 states, uint64 ``(S, 4)``; srs draws from row ``s`` for sample s.
+    rng: np.ndarray
+    #: Per-sample rounds, rows and positions, shared with srs.
+    log: RoundLog
+    #: Samples waiting for srs proposals (skipped by :meth:`plan`), bool ``(S,)``.
+    waiting: np.ndarray
+    #: Samples (S).
+    n_samples: int
+
+    def round_rows(self) -> tuple:
+        """This round's slots: ``(samples, rows, positions or None)``, int64 ``(A,)`` each."""
+
+    def take_rejections(self) -> "Rejections | None":
+        """The blocks the last :meth:`finish` rejected (None: none)."""
+
+    def proposals(self, parents, par, k, init, rng) -> "SrsHost":
+        """A batched sampler of ``par[p]`` proposals of the block ``k[p]`` of each sample
+        ``parents[p]``, started from ``init[p]`` (:attr:`Rejections.start`)."""
+
+    def proposal_log_ratio(self, jobs, jobs_idx, parents) -> np.ndarray:
+        """``log mu_B(X) - log nu_B(X)`` of finished proposals ``jobs_idx``."""
+
+    def accept_proposal(self, s, jobs, j, k) -> None:
+        """Install proposal ``j`` as sample ``s``'s block of length ``k`` (and, when the
+        sample then has one step left from a fresh draft, draw it: it needs no round)."""
+
+    def progress_done(self) -> np.ndarray:
+        """Which samples (proposals) are complete, bool ``(S,)``."""
+
+    def abandon(self, samples) -> None:
+        """Stop proposals ``samples`` where they are."""
+
+
+class SrsBase:
+    """srs around a pipeline's batched sampler (``outer``, rule ``SRS``), through
+    :class:`SrsHost` alone.
+
+    Subclasses provide :meth:`_slice_answer` (a call's answer for some rows),
+    :meth:`_init_rows` and :meth:`_stack_init` (slice and stack
+    :attr:`Rejections.start`).
     """
 
     def __init__(self, outer):
@@ -97,7 +141,7 @@ class SrsSampler:
         self.model = outer.model
         self.n_steps = outer.n_steps
         self.log = outer.log
-        S = outer.y.shape[0] if hasattr(outer, "y") else outer.x.shape[0]
+        S = outer.n_samples
         self.block_k = np.zeros(S, dtype=np.int64)       # a waiting sample's block length
         self.tried = np.zeros((S, 64), dtype=np.int64)   # its proposals, by block-length octave
         self.kept = np.zeros((S, 64), dtype=np.int64)
@@ -112,11 +156,11 @@ class SrsSampler:
         for wave in self.waves:
             rows = wave.jobs.plan()
             if rows:
-                r = wave.jobs._r
-                parents = wave.job_parent[r.samples]
-                np.add.at(self.log.rows, parents, np.diff(r.row_start))
-                if hasattr(r, "n_pos"):      # AR: the positions its rows asked for
-                    np.add.at(self.log.positions, parents, r.n_pos)
+                samples, job_rows, positions = wave.jobs.round_rows()
+                parents = wave.job_parent[samples]
+                np.add.at(self.log.rows, parents, job_rows)
+                if positions is not None:    # AR: the positions its rows asked for
+                    np.add.at(self.log.positions, parents, positions)
                 busy.append(parents)
                 self.sources.append((wave.jobs, total, total + rows))
                 total += rows
@@ -147,19 +191,17 @@ class SrsSampler:
         for src, a, b, lo, hi in self._pieces(start, stop):
             src.consume(self._slice_answer(answer, lo, hi), a, b, where)
 
-    def finish(self):
+    def finish(self, where):
         outer = self.outer
         self._new = []
-        if outer._r is not None:
-            r = outer._r
-            outer.finish()
-            if outer.rejected.size:
-                slot = np.searchsorted(r.samples, outer.rejected)
-                self._new.append((outer.rejected, r.k[slot], self._init(outer.rejected, r, slot)))
-                self.block_k[outer.rejected] = r.k[slot]
-                outer.waiting[outer.rejected] = True
+        outer.finish(where)
+        rejected = outer.take_rejections()
+        if rejected is not None:
+            self._new.append((rejected.samples, rejected.k, rejected.start))
+            self.block_k[rejected.samples] = rejected.k
+            outer.waiting[rejected.samples] = True
         for wave in self.waves:
-            wave.jobs.finish()
+            wave.jobs.finish(where)
             self._resolve(wave)
         self.waves = [w for w in self.waves if w.open.any()]
         if self._new:            # one wave for every sample that needs proposals now
@@ -169,7 +211,7 @@ class SrsSampler:
             par = self._par(parents, k)
             rng = np.empty((int(par.sum()), 4), dtype=np.uint64)
             seed_jobs(outer.rng, np.repeat(parents, par), rng)
-            jobs = self._jobs(parents, par, k, init, rng)
+            jobs = outer.proposals(parents, par, k, init, rng)
             self.waves.append(Wave(parents, par, k, init, jobs, rng))
 
     def progress(self):
@@ -182,6 +224,10 @@ class SrsSampler:
         return self.outer.result(stats)
 
     # -- residual proposals ------------------------------------------------------------------
+    def _log_ratio(self, wave, jobs_idx):
+        """``log mu_B(X) - log nu_B(X)`` of finished proposals ``jobs_idx`` of ``wave``."""
+        return self.outer.proposal_log_ratio(wave.jobs, jobs_idx, wave.job_parent[jobs_idx])
+
     def _par(self, parents, k):
         octave = _octave(k)
         tv = (self.kept[parents, octave] + 1) / (self.tried[parents, octave] + 2)
@@ -218,5 +264,5 @@ class SrsSampler:
                 wave.open[p] = False
                 jobs.abandon(np.arange(wave.first_job[p], last[p]))
                 s = wave.parents[p]
-                self._accept(wave, p, j)
+                self.outer.accept_proposal(s, jobs, j, wave.k[p])
                 self.outer.waiting[s] = False

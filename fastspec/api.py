@@ -1,10 +1,8 @@
 """``fastspec.sample``: one entry point for every model family and method."""
 
-import numbers
-
-import numpy as np
-
-from ._driver import run_rounds
+from ._checks import check_flag, check_int
+from ._driver import Pipeline, run_rounds
+from ._options import SampleOptions
 from ._rules import METHODS, check_method
 from ._seeds import SampleStreams
 from ._sizer import check_block_size, check_row_cost
@@ -12,29 +10,31 @@ from ._sizer import check_block_size, check_row_cost
 __all__ = ["METHODS", "sample"]
 
 
-def check_count(name, value, what, allow_none=False):
-    """``value`` as a positive int (or None when ``allow_none``); else ValueError naming it."""
-    if value is None and allow_none:
-        return None
-    if (not isinstance(value, (numbers.Integral, np.integer)) or isinstance(value, bool)
-            or value < 1):
-        none = "None or " if allow_none else ""
-        raise ValueError(f"{name} must be {none}a positive int{what}, got {value!r}")
-    return int(value)
+def check_model(model, what="model must be"):
+    """``model`` itself; TypeError unless it implements :class:`fastspec._driver.Pipeline`
+    (:class:`fastspec.ARModel`, :class:`fastspec.DiffusionModel`). ``what`` starts the
+    message."""
+    if not isinstance(model, Pipeline):
+        raise TypeError(f"{what} a fastspec.ARModel or fastspec.DiffusionModel (or "
+                        "implement fastspec._driver.Pipeline: batch_sampler and call_oracle), "
+                        f"got {type(model).__name__}")
+    return model
 
 
 def check_n_samples(n_samples):
-    return check_count("n_samples", n_samples, "")
+    """``n_samples`` as an int >= 1 (TypeError for another type, ValueError below 1)."""
+    return check_int("n_samples", n_samples, 1)
 
 
 def check_max_rows(max_rows):
+    """``max_rows``: "auto", None or an int >= 1 (rows per oracle call)."""
     if isinstance(max_rows, str) and max_rows == "auto":
         return max_rows
-    return check_count("max_rows", max_rows, ' (rows per oracle call) or "auto"',
-                       allow_none=True)
+    return check_int("max_rows", max_rows, 1, what=' (rows per oracle call) or "auto"',
+                     allow_none=True)
 
 
-def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=None,
+def sample(model, *, n_samples=1, method="auto", draft=None, seed=None, order=None, given=None,
            block_size="auto", row_cost=None, schedule=None, max_rows="auto", progress=False):
     """Draw exact samples from ``model`` with few sequential oracle rounds.
 
@@ -52,6 +52,21 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=No
         ``"srs"``: speculative rejection sampling.
         ``"auto"``: ``"block"``, the fewest rounds in the project's benchmarks.
         Every method draws from exactly the same law.
+    draft : None, ARModel or DiffusionModel, default None
+        A cheap model that drafts each speculated block step by step (one call
+        of it per drafted step, batched over the samples; each step conditioned
+        on the ones drafted before it), which the target then verifies with
+        the method's rule: the law does not change. An :class:`ARModel` with
+        the target's ``n`` and ``q`` for an AR target, a
+        :class:`DiffusionModel` with its ``dim`` for a diffusion target (the
+        cheap denoiser is called at the same ``z`` and ``sigma`` as the
+        target). Each draft is anchored on the target's own marginal (denoiser
+        value) from its last round, which the draft model corrects for the steps
+        drawn since. Methods "token" and "block" only. ``None``: autospeculation,
+        the target's own marginals (denoiser value) at the round's context.
+        ``stats.draft_calls`` and ``stats.draft_rows`` count its cost apart
+        from the target's; diffusion drafts hold ``O(k dim)`` per sample for a
+        block of ``k`` steps. docs/ALGORITHMS.md, section 7.
     seed : None, int, numpy.random.SeedSequence or numpy.random.Generator
         Source of randomness. The seed becomes one root ``SeedSequence``;
         sample ``i`` draws only from its own PCG64 stream, seeded with the
@@ -107,10 +122,14 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=No
 
     Raises
     ------
-    ValueError
-        For an invalid argument; the message says what is allowed.
     TypeError
-        If ``model`` is not a fastspec model or ``seed`` has another type.
+        For an argument of the wrong type (``model`` not a fastspec model,
+        ``draft`` not a model of its family, ``n_samples`` a float,
+        ``progress`` not a bool, ...); the message names it
+        (:mod:`fastspec._checks`).
+    ValueError
+        For an argument of the right type with an invalid value; the message
+        says what is allowed.
     OracleError
         If the oracle returns an invalid answer where the samplers use it (no
         sample is returned). Exceptions raised by the oracle itself pass
@@ -124,39 +143,37 @@ def sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=No
     >>> res.samples.shape
     (4, 64)
     """
-    return _sample(model, n_samples=n_samples, method=method, seed=seed, order=order, given=given,
-                   block_size=block_size, row_cost=row_cost, schedule=schedule,
-                   max_rows=max_rows, progress=progress)
+    return _sample(model, n_samples=n_samples, method=method, draft=draft, seed=seed,
+                   order=order, given=given, block_size=block_size, row_cost=row_cost,
+                   schedule=schedule, max_rows=max_rows, progress=progress)
 
 
-def _sample(model, *, n_samples=1, method="auto", seed=None, order=None, given=None,
+def _sample(model, *, n_samples=1, method="auto", draft=None, seed=None, order=None, given=None,
             block_size="auto", row_cost=None, schedule=None, max_rows="auto", progress=False,
-            _rule=None, _parallel=None, _sample_offset=0):
-    """:func:`sample` with the hooks tests and :mod:`fastspec.distributed` need.
+            _rule=None, _parallel=None, _sample_offset=0, _plain_drafts=False):
+    """:func:`sample` with the hooks tests and :mod:`fastspec.cluster` need.
 
     ``_rule`` overrides the verification rule (``fastspec._rules.UNVERIFIED`` is
     the negative control); ``_parallel`` forces the serial (False) or parallel
-    (True) kernels; samples are the streams ``_sample_offset ..`` of ``seed``.
+    (True) kernels; samples are the streams ``_sample_offset ..`` of ``seed``;
+    ``_plain_drafts`` drafts from the draft model alone, not anchored on the
+    target (``fastspec._drafts.Drafter``; the benchmarks compare both).
     """
-    from .ar.oracle import ARModel
-    from .diffusion.oracle import DiffusionModel
-
-    if not isinstance(model, (ARModel, DiffusionModel)):
-        raise TypeError("model must be a fastspec.ARModel or fastspec.DiffusionModel, got "
-                        f"{type(model).__name__}")
+    check_model(model)
     n_samples = check_n_samples(n_samples)
     method = check_method(method)
     block_size = check_block_size(block_size)
     row_cost = check_row_cost(row_cost, method, block_size)
     max_rows = check_max_rows(max_rows)
-    if not isinstance(progress, (bool, np.bool_)):
-        raise ValueError(f"progress must be True or False, got {progress!r}")
+    check_flag("progress", progress)
     streams = SampleStreams(seed, n_samples, offset=_sample_offset)
-    options = dict(block_size=block_size, row_cost=row_cost, order=order, given=given,
-                   schedule=schedule, parallel=_parallel)
-    if _rule is not None:
-        options["rule"] = _rule
-    sampler = model._sampler(method, streams, options)
+    if draft is not None:
+        from ._drafts import Drafter, check_draft
+        check_draft(draft, model, method)
+        draft = Drafter(draft, max_rows, anchored=not _plain_drafts)
+    options = SampleOptions(block_size=block_size, row_cost=row_cost, order=order, given=given,
+                            schedule=schedule, draft=draft, parallel=_parallel, rule=_rule)
+    sampler = model.batch_sampler(method, streams, options)
     bar = None
     if progress:
         from ._progress import ProgressBar

@@ -19,17 +19,16 @@ Any other chain can be given as a :class:`Schedule` built from arrays.
 
 import copy
 import math
-import numbers
 
 import numpy as np
+
+from ._checks import check_int, check_real
 
 __all__ = ["Schedule", "ve", "vp", "ddpm", "from_diffusers", "from_sigmas", "sl"]
 
 
 def _as_float(name, value, *, positive=False, nonnegative=False):
-    if isinstance(value, bool) or not isinstance(value, (numbers.Real, np.floating, np.integer)):
-        raise ValueError(f"{name} must be a real number, got {value!r}")
-    value = float(value)
+    value = check_real(name, value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if positive and value <= 0:
@@ -40,10 +39,7 @@ def _as_float(name, value, *, positive=False, nonnegative=False):
 
 
 def _as_steps(n_steps):
-    if (not isinstance(n_steps, (numbers.Integral, np.integer)) or isinstance(n_steps, bool)
-            or n_steps < 1):
-        raise ValueError(f"n_steps must be an int >= 1, got {n_steps!r}")
-    return int(n_steps)
+    return check_int("n_steps", n_steps, 1)
 
 
 class Schedule:
@@ -66,6 +62,8 @@ class Schedule:
 
     Raises
     ------
+    TypeError
+        If ``init_scale``, ``final_s`` or ``final_sigma`` is not a real number.
     ValueError
         If the arrays are not 1-D of one common length ``N >= 1``, hold a
         non-finite value, ``sigma_j <= 0``, ``s_j <= 0`` or ``c_j < 0``; the
@@ -90,8 +88,7 @@ class Schedule:
     4
     """
 
-    __slots__ = ("a", "b", "c", "s", "sigma", "init_scale", "final_s", "final_sigma", "name",
-                 "_frozen")
+    __slots__ = ("a", "b", "c", "s", "sigma", "init_scale", "final_s", "final_sigma", "name")
 
     def __init__(self, a, b, c, s, sigma, init_scale, *, final_s=None, final_sigma=None,
                  name="custom"):
@@ -136,7 +133,6 @@ class Schedule:
         object.__setattr__(self, "final_sigma", None if final_sigma is None else
                            _as_float("final_sigma", final_sigma, nonnegative=True))
         object.__setattr__(self, "name", str(name))
-        object.__setattr__(self, "_frozen", True)
 
     def __setattr__(self, key, value):
         raise AttributeError(f"Schedule is frozen; cannot set {key!r}")
@@ -377,10 +373,12 @@ def ddpm(alphas_cumprod, n_steps=None):
 
     Raises
     ------
+    TypeError
+        If ``n_steps`` is not an int.
     ValueError
         If ``alphas_cumprod`` is not 1-D, holds a non-finite value or one
         outside (0, 1), or does not decrease strictly; if ``n_steps`` is not
-        an int in ``1..T``.
+        in ``1..T``.
 
     Notes
     -----

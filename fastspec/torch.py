@@ -18,7 +18,6 @@ refuses differing answers, however the network is wrapped.
 """
 
 import math
-import numbers
 
 import numpy as np
 
@@ -29,6 +28,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without torch
         "fastspec.torch needs PyTorch; install it with: pip install \"fastspec[torch]\"") from exc
 
 from . import ARModel, DiffusionModel, OracleError
+from ._checks import check_callable, check_int
 from .diffusion.oracle import as_shape
 from .schedules import ZERO_SNR_SIGMA, _as_alphas_cumprod
 
@@ -40,21 +40,12 @@ PREDICTIONS = ("x0", "eps", "v", "sample")
 
 # -- shared helpers ----------------------------------------------------------------------------
 
-def _as_int(name, value, minimum):
-    if (not isinstance(value, (numbers.Integral, np.integer)) or isinstance(value, bool)
-            or value < minimum):
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _as_max_rows(max_rows):
-    return None if max_rows is None else _as_int("max_rows", max_rows, 1)
+    return check_int("max_rows", max_rows, 1, allow_none=True)
 
 
 def _check_module(module):
-    if not callable(module):
-        raise ValueError(f"module must be a callable (a torch.nn.Module), got "
-                         f"{type(module).__name__}")
+    check_callable("module", module, "a callable (a torch.nn.Module)")
     _check_eval(module, ValueError)
 
 
@@ -201,7 +192,7 @@ def _as_template(template, n):
         if n is None:
             raise ValueError("give n (the number of free slots) or template (token ids with -1 "
                              "at the free slots)")
-        return np.full(_as_int("n", n, 1), -1, dtype=np.int64)
+        return np.full(check_int("n", n, 1), -1, dtype=np.int64)
     if hasattr(template, "detach"):
         template = template.detach().cpu().numpy()
     tpl = np.asarray(template)
@@ -216,7 +207,7 @@ def _as_template(template, n):
     free = int((tpl == -1).sum())
     if free == 0:
         raise ValueError("template has no free slot; mark the slots to sample with -1")
-    if n is not None and _as_int("n", n, 1) != free:
+    if n is not None and check_int("n", n, 1) != free:
         raise ValueError(f"n = {n} disagrees with template, which has {free} free slots (-1); "
                          "drop n")
     return tpl
@@ -380,6 +371,9 @@ def masked_lm(module, *, mask_id, n=None, q=None, symbols=None, template=None,
 
     Raises
     ------
+    TypeError
+        At construction: ``module`` not callable, or ``n``, ``q``, ``mask_id``
+        or ``max_rows`` not an int.
     ValueError
         At construction: ``n``, ``q``, ``mask_id``, ``symbols``,
         ``template``, ``attention_mask`` or ``max_rows`` invalid; an unknown
@@ -414,14 +408,14 @@ def masked_lm(module, *, mask_id, n=None, q=None, symbols=None, template=None,
     (2, 2)
     """
     _check_module(module)
-    mask_id = _as_int("mask_id", mask_id, 0)
+    mask_id = check_int("mask_id", mask_id, 0)
     tpl = _as_template(template, n)
     n = int((tpl == -1).sum())
     slots = np.flatnonzero(tpl == -1)           # token position of fastspec position i
     length = tpl.shape[0]
     att = _as_attention_mask(attention_mask, length)
     if q is not None:
-        q = _as_int("q", q, 2)
+        q = check_int("q", q, 2)
     whole = symbols is None and q is None
     if symbols is None and q is not None:
         symbols = np.arange(q)
@@ -563,9 +557,9 @@ def _sample_shape(module, shape, dim):
     if shape is None and dim is None:
         shape = _infer_shape(module)
     if shape is None:
-        return (_as_int("dim", dim, 1),)
+        return (check_int("dim", dim, 1),)
     shape = as_shape(shape)
-    if dim is not None and _as_int("dim", dim, 1) != math.prod(shape):
+    if dim is not None and check_int("dim", dim, 1) != math.prod(shape):
         raise ValueError(f"dim = {dim} disagrees with shape = {shape}; give one of them")
     return shape
 
@@ -675,6 +669,9 @@ def denoiser(module, *, shape=None, dim=None, prediction=None, alphas_cumprod=No
 
     Raises
     ------
+    TypeError
+        At construction: ``module`` not callable, or ``shape``, ``dim`` or
+        ``max_rows`` not made of ints.
     ValueError
         At construction: an unknown ``prediction``; ``alphas_cumprod``
         missing, given with ``"x0"``, or invalid (see

@@ -12,6 +12,7 @@ import tempfile
 
 import numpy as np
 from scipy import stats
+from fastspec._rules import CONCRETE_METHODS
 
 if __name__ == "__main__":
     # imported only when run: pytest's --doctest-modules imports this file too, and the
@@ -117,7 +118,7 @@ def sigmas_chains():
                                 stats.ks_2samp(got.sum(axis=1), ref.sum(axis=1)).pvalue))
 
     for name, sig in S.SIGMAS.items():
-        for method in ("sequential", "token", "block", "srs"):
+        for method in CONCRETE_METHODS:
             got = fastspec.sample(model, schedule=S.from_sigmas(sig), n_samples=S.N_LAW,
                                   method=method, seed=2).samples
             print(f"from_sigmas {name}, {method}: p = {pvalue(got, refs[name]):.3g}")
@@ -140,7 +141,7 @@ def masked_lm_prompt():
     law = T._sequential_law(bert, template, mask, symbols, tok.mask_token_id)
     bare = T._sequential_law(bert, [tok.cls_token_id, -1, -1, -1, tok.sep_token_id], [1] * 5,
                              symbols, tok.mask_token_id)
-    for method in ("sequential", "token", "block", "srs"):
+    for method in CONCRETE_METHODS:
         res = fastspec.sample(model, n_samples=20_000, order=[0, 1, 2], method=method, seed=0)
         print(f"masked LM prompt, {method}: p = {T._chi2(res.samples, 4, law):.3g}; against "
               f"the law without the prompt p = {T._chi2(res.samples, 4, bare):.3g}")

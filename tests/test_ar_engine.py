@@ -5,6 +5,7 @@ import pytest
 
 import fastspec
 from fastspec.models import CurieWeiss, MarkovChain, MixtureOfProducts, TableModel
+from fastspec._rules import SPECULATIVE_METHODS
 
 
 class CountingOracle:
@@ -35,7 +36,7 @@ def test_sequential_spends_exactly_n_rounds(n_samples):
     assert np.all(res.stats.rounds_per_sample == 37)
 
 
-@pytest.mark.parametrize("method", ["token", "block", "srs"])
+@pytest.mark.parametrize("method", SPECULATIVE_METHODS)
 def test_rounds_and_rows_are_counted(method):
     model, oracle = _counted(MarkovChain([[np.e**2, 1], [1, np.e**2]], n=64))
     res = fastspec.sample(model, n_samples=6, method=method, seed=3)

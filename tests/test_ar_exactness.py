@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 import fastspec
-from fastspec._rules import UNVERIFIED
+from fastspec._rules import CONCRETE_METHODS, UNVERIFIED
 from fastspec.api import _sample
 from fastspec.models import CurieWeiss, MarkovChain, TableModel
 from lawcheck import chisquare_pvalue, empirical_counts
 
 N_SAMPLES = 20_000
-METHODS = ["sequential", "token", "block", "srs"]
+METHODS = CONCRETE_METHODS
 PASS_P = 1e-3  # fixed seeds: a correct sampler fails this with probability 1e-3
 FAIL_P = 1e-6
 
@@ -52,8 +52,8 @@ def test_random_order_matches_joint(table, method):
 
 def test_srs_without_the_residual_test_fails(table, monkeypatch):
     # Keeping every residual proposal, untested, gives nu min(1, mu/nu) + (1 - acc) mu.
-    from fastspec.ar.srs import SrsSampler
-    monkeypatch.setattr(SrsSampler, "_log_ratio", lambda self, wave, jobs: np.full(jobs.size, np.inf))
+    from fastspec.ar.srs import ARSrsSampler
+    monkeypatch.setattr(ARSrsSampler, "_log_ratio", lambda self, wave, jobs: np.full(jobs.size, np.inf))
     res = fastspec.sample(table, n_samples=N_SAMPLES, method="srs", seed=2024)
     p = chisquare_pvalue(empirical_counts(res.samples, table.joint.shape), table.joint.reshape(-1))
     assert p < FAIL_P, f"the srs negative control passed: p = {p:.3g}"

@@ -5,6 +5,7 @@ import pytest
 
 import fastspec
 from fastspec.models import CurieWeiss, MarkovChain, MixtureOfProducts, TableModel
+from fastspec._rules import CONCRETE_METHODS
 
 
 def _uniform(ctx, q=2):
@@ -25,7 +26,7 @@ def _break_later_rounds(ctx, out):
     out[hit] = [np.nan, 0.5]
 
 
-@pytest.mark.parametrize("method", ["sequential", "token", "block", "srs"])
+@pytest.mark.parametrize("method", CONCRETE_METHODS)
 def test_nan_raises_oracle_error_naming_round_row_position(method):
     pattern = (r"round 1[:,].*marginals returned a non-finite value at row \d+.*free position "
                r"\d+: \[nan, 0.5\].*context \[")
@@ -72,11 +73,9 @@ def test_wrong_shape_and_type():
 
 @pytest.mark.parametrize("kwargs, pattern", [
     (dict(method="fast"), "method must be one of 'auto', 'sequential', 'token', 'block', 'srs'"),
-    (dict(n_samples=0), "n_samples must be a positive int"),
-    (dict(n_samples=2.5), "n_samples must be a positive int"),
-    (dict(block_size=0), 'block_size must be "auto" or a positive int'),
-    (dict(block_size="big"), 'block_size must be "auto" or a positive int'),
-    (dict(block_size=2.0), 'block_size must be "auto" or a positive int'),
+    (dict(n_samples=0), "n_samples must be an int >= 1, got 0"),
+    (dict(block_size=0), 'block_size must be an int >= 1 or "auto", got 0'),
+    (dict(block_size="big"), 'block_size must be "auto" or an int >= 1'),
     (dict(order=[0, 1, 2]), r"order must be a permutation of range\(6\) or of the free"),
     (dict(order=[0, 1, 2, 3, 4, 4]), r"order must hold distinct positions of range\(6\)"),
     (dict(order=np.zeros(6)), "order must be None or a 1-D int array"),
@@ -84,8 +83,7 @@ def test_wrong_shape_and_type():
     (dict(seed=-1), "seed must be a non-negative int, got -1"),
     (dict(given=[0, 1]), r"given must be an int array of shape \(n,\) = \(6,\)"),
     (dict(given=[0, 1, 2, -1, -1, -1]), r"given\[2\] = 2 is not a symbol of range\(2\)"),
-    (dict(max_rows=0), "max_rows must be None or a positive int"),
-    (dict(progress="yes"), "progress must be True or False"),
+    (dict(max_rows=0), "max_rows must be None or an int >= 1"),
     (dict(schedule=object()), "schedule is for DiffusionModel only"),
 ])
 def test_bad_arguments(kwargs, pattern):
@@ -94,10 +92,24 @@ def test_bad_arguments(kwargs, pattern):
         fastspec.sample(model, **kwargs)
 
 
+@pytest.mark.parametrize("kwargs, pattern", [
+    (dict(n_samples=2.5), r"n_samples must be an int >= 1, got 2.5 \(float\)"),
+    (dict(n_samples=True), "n_samples must be an int >= 1, got True"),
+    (dict(block_size=2.0), 'block_size must be an int >= 1 or "auto", got 2.0'),
+    (dict(max_rows="10"), "max_rows must be None or an int >= 1"),
+    (dict(progress="yes"), "progress must be True or False"),
+])
+def test_arguments_of_a_wrong_type_raise_type_error(kwargs, pattern):
+    """A wrong type is a TypeError, a wrong value of the right type a ValueError
+    (fastspec._checks)."""
+    model = fastspec.ARModel(_uniform, n=6, q=2)
+    with pytest.raises(TypeError, match=pattern):
+        fastspec.sample(model, **kwargs)
+
+
 @pytest.mark.parametrize("make, pattern", [
     (lambda: fastspec.ARModel(_uniform, n=0, q=2), "n must be an int >= 1"),
     (lambda: fastspec.ARModel(_uniform, n=4, q=1), "q must be an int >= 2"),
-    (lambda: fastspec.ARModel("not callable", n=4, q=2), "marginals must be callable"),
     (lambda: MarkovChain([[1, -1], [1, 1]], n=4), "transition must be non-negative"),
     (lambda: MarkovChain([[1, 0, 0], [0, 1, 0]], n=4), "transition must be square"),
     (lambda: MixtureOfProducts([1.0], np.full((2, 3, 2), 0.5)), "weights has 1 components"),
@@ -111,6 +123,10 @@ def test_bad_models(make, pattern):
 
 
 def test_not_a_model_and_bad_seed_types():
+    with pytest.raises(TypeError, match="marginals must be callable"):
+        fastspec.ARModel("not callable", n=4, q=2)
+    with pytest.raises(TypeError, match="n must be an int >= 1, got 4.0"):
+        fastspec.ARModel(_uniform, n=4.0, q=2)
     with pytest.raises(TypeError, match="model must be a fastspec.ARModel or fastspec.DiffusionModel"):
         fastspec.sample(object())
     with pytest.raises(TypeError, match="seed must be None, a non-negative int"):

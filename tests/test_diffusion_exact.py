@@ -6,7 +6,7 @@ from scipy import stats
 
 import fastspec
 from fastspec import schedules
-from fastspec._rules import UNVERIFIED
+from fastspec._rules import CONCRETE_METHODS, SPECULATIVE_METHODS, UNVERIFIED
 from fastspec.api import _sample
 from fastspec.models import Gaussian, PointCloud
 
@@ -38,7 +38,7 @@ def _check_gaussian_law(x, mean, var):
 
 
 @pytest.mark.parametrize("sched_name", list(SCHEDULES))
-@pytest.mark.parametrize("method", ["sequential", "token", "block", "srs"])
+@pytest.mark.parametrize("method", CONCRETE_METHODS)
 def test_gaussian_exact_law(sched_name, method):
     sched = SCHEDULES[sched_name]
     mean, var = GAUSSIAN.output_law(sched)
@@ -94,7 +94,7 @@ def sequential_cloud():
                            seed=101).samples
 
 
-@pytest.mark.parametrize("method", ["token", "block", "srs"])
+@pytest.mark.parametrize("method", SPECULATIVE_METHODS)
 def test_point_cloud_matches_sequential(sequential_cloud, method):
     res = fastspec.sample(CLOUD, schedule=SHORT, n_samples=N_SAMPLES, method=method, seed=202)
     assert _two_sample_pvalue(res.samples, sequential_cloud) > P_MIN
@@ -109,8 +109,8 @@ def test_unverified_variant_is_rejected(sequential_cloud):
 
 def test_srs_without_the_residual_test_is_rejected(monkeypatch):
     """Negative control of srs: keeping every proposal, untested, is not exact."""
-    from fastspec.diffusion.srs import SrsSampler
-    monkeypatch.setattr(SrsSampler, "_log_ratio", lambda self, wave, jobs: np.full(jobs.size, np.inf))
+    from fastspec.diffusion.srs import DiffusionSrsSampler
+    monkeypatch.setattr(DiffusionSrsSampler, "_log_ratio", lambda self, wave, jobs: np.full(jobs.size, np.inf))
     sched = SCHEDULES["ve"]
     mean, var = GAUSSIAN.output_law(sched)
     res = fastspec.sample(GAUSSIAN, schedule=sched, n_samples=N_SAMPLES, method="srs", seed=11)

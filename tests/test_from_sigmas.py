@@ -19,6 +19,7 @@ from scipy import stats
 
 import fastspec
 from fastspec.schedules import from_sigmas, ve
+from fastspec._rules import CONCRETE_METHODS
 
 try:  # pragma: no cover - only where k-diffusion and its dependencies are installed
     from k_diffusion.sampling import get_ancestral_step
@@ -97,7 +98,7 @@ def reference():
 
 
 @pytest.mark.parametrize("name", list(SIGMAS))
-@pytest.mark.parametrize("method", ["sequential", "token", "block", "srs"])
+@pytest.mark.parametrize("method", CONCRETE_METHODS)
 def test_chain_law_equals_euler_ancestral(reference, name, method):
     model = fastspec.DiffusionModel(denoise, dim=2)
     got = fastspec.sample(model, schedule=from_sigmas(SIGMAS[name]), n_samples=N_LAW,

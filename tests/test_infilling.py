@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 import fastspec
-from fastspec._rules import UNVERIFIED
+from fastspec._rules import CONCRETE_METHODS, UNVERIFIED
 from fastspec.api import _sample
 from fastspec.models import CurieWeiss, TableModel
 from lawcheck import chisquare_pvalue, empirical_counts
 from test_ar_exactness import FAIL_P, N_SAMPLES, PASS_P, LogitOracle
 
-METHODS = ["sequential", "token", "block", "srs"]
+METHODS = CONCRETE_METHODS
 TABLE = TableModel.from_model(CurieWeiss(n=8, J=2.0, h=0.1))
 GIVEN = np.array([-1, 1, -1, -1, 0, -1, -1, 1])
 FREE = np.flatnonzero(GIVEN < 0)

@@ -14,6 +14,7 @@ import pytest
 import fastspec
 from fastspec import schedules
 from fastspec.models import MixtureOfProducts
+from fastspec._rules import CONCRETE_METHODS
 
 
 def _peak(fn):
@@ -70,7 +71,7 @@ def test_samples_do_not_depend_on_max_rows():
     d = 16
     model = fastspec.DiffusionModel(lambda z, sigma: z / (1.0 + sigma[:, None] ** 2), dim=d)
     sched = schedules.ve(60, 20.0, 0.05)
-    for method in ("sequential", "token", "block", "srs"):
+    for method in CONCRETE_METHODS:
         ref = fastspec.sample(model, n_samples=5, method=method, schedule=sched, seed=2,
                               max_rows=None).samples
         for rows in ("auto", 1, 3):

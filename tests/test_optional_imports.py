@@ -20,10 +20,10 @@ def test_import_fastspec_does_not_import_torch():
 
 
 def test_import_fastspec_does_not_import_dask():
-    # fastspec.distributed imports dask only when its functions run.
+    # fastspec.cluster imports dask only when its functions run.
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")])
-    code = ("import fastspec, fastspec.distributed, sys; "
+    code = ("import fastspec, fastspec.cluster, sys; "
             "assert fastspec.__file__.startswith(sys.argv[1]), fastspec.__file__; "
             "loaded = [m for m in ('dask', 'distributed') if m in sys.modules]; "
             "assert not loaded, f'import fastspec imported {loaded}'")

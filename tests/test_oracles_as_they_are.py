@@ -13,8 +13,9 @@ import fastspec
 from fastspec import schedules
 from fastspec.models import Gaussian, TableModel
 from lawcheck import chisquare_pvalue, empirical_counts
+from fastspec._rules import CONCRETE_METHODS
 
-METHODS = ["sequential", "token", "block", "srs"]
+METHODS = CONCRETE_METHODS
 
 
 # -- 1. low-precision probabilities ------------------------------------------------------------

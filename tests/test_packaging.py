@@ -71,3 +71,26 @@ def test_ci_runs_the_readme_test_command_in_a_new_environment():
     for needed in ("torch", "dask[distributed]", "matplotlib", "scikit-learn", "scipy",
                    "hypothesis"):
         assert needed in test_extra, f"the test extra misses {needed}"
+
+
+def test_the_wheel_holds_what_the_readme_says():
+    """README, "What the package holds": the library, fastspec.bench and fastspec.train, the
+    weights; not tests/, benchmarks/ or docs/."""
+    from setuptools import find_packages
+    find = PYPROJECT["tool"]["setuptools"]["packages"]["find"]
+    packages = set(find_packages(str(ROOT), include=find["include"]))
+    assert {"fastspec", "fastspec.bench", "fastspec.train", "fastspec.models"} <= packages
+    assert not {p for p in packages if p.split(".")[0] in ("tests", "benchmarks", "docs")}
+    assert PYPROJECT["tool"]["setuptools"]["package-data"]["fastspec.models"] == ["weights/*.npz"]
+    readme = (ROOT / "README.md").read_text()
+    assert "## What the package holds" in readme
+
+
+def test_bench_and_train_import_no_optional_package():
+    code = ("import sys, fastspec.bench, fastspec.train, fastspec.train.data, "
+            "fastspec.train.baselines; "
+            "print([m for m in ('torch', 'dask', 'distributed', 'matplotlib', 'sklearn') "
+            "if m in sys.modules])")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.stdout.strip() == "[]", proc.stdout + proc.stderr

@@ -1,4 +1,4 @@
-"""Arguments of fastspec.sample pickle: fastspec.distributed sends them to Dask workers."""
+"""Arguments of fastspec.sample pickle: fastspec.cluster sends them to Dask workers."""
 
 import pickle
 
@@ -7,7 +7,7 @@ import pytest
 
 import fastspec
 
-SLOTS = [k for k in fastspec.schedules.Schedule.__slots__ if k != "_frozen"]
+SLOTS = fastspec.schedules.Schedule.__slots__
 
 @pytest.mark.parametrize("schedule", [
     fastspec.schedules.ve(20, 80.0, 0.002),

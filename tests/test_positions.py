@@ -10,6 +10,7 @@ import pytest
 
 import fastspec
 from test_ar_exactness import LogitOracle
+from fastspec._rules import CONCRETE_METHODS
 
 
 def positions_oracle(dense, n, q, seen):
@@ -28,7 +29,7 @@ def positions_oracle(dense, n, q, seen):
     return marginals
 
 
-@pytest.mark.parametrize("method", ["sequential", "token", "block", "srs"])
+@pytest.mark.parametrize("method", CONCRETE_METHODS)
 def test_positions_give_the_dense_samples(method):
     n, q = 12, 3
     oracle = LogitOracle(n=n, q=q, seed=4)
@@ -56,7 +57,7 @@ def test_positions_protocol_errors_name_the_shape():
                              positions=True)
     with pytest.raises(fastspec.OracleError, match=r"\(K, W, q\)"):
         fastspec.sample(model, n_samples=2, seed=0)
-    with pytest.raises(ValueError, match="positions"):
+    with pytest.raises(TypeError, match="positions must be True or False"):
         fastspec.ARModel(lambda ctx: ctx, n=n, q=q, positions=1)
 
 

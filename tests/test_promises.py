@@ -5,6 +5,7 @@ import pytest
 
 import fastspec
 from fastspec.models import CurieWeiss, Gaussian, pretrained
+from fastspec._rules import SPECULATIVE_METHODS
 
 
 class _Counting:
@@ -16,7 +17,7 @@ class _Counting:
         return self.fn(x, *args)
 
 
-@pytest.mark.parametrize("method", ["token", "block", "srs"])
+@pytest.mark.parametrize("method", SPECULATIVE_METHODS)
 def test_max_rows_bounds_every_call_and_keeps_rounds_and_samples(method):
     """README: "max_rows=64: at most 64 rows per oracle call; a bigger round is sent as
     several calls (still one round; res.stats.oracle_calls counts them)"."""

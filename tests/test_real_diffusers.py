@@ -21,6 +21,7 @@ import fastspec  # noqa: E402
 from fastspec import schedules  # noqa: E402
 from fastspec.schedules import from_diffusers  # noqa: E402
 from fastspec.torch import denoiser  # noqa: E402
+from fastspec._rules import CONCRETE_METHODS  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -362,6 +363,6 @@ def test_one_noiseless_step_runs_with_every_method():
     assert sched.n_steps == 1 and sched.c[0] == 0
     model = denoiser(GaussianPredictor(scheduler, "epsilon"), shape=SHAPE, scheduler=scheduler)
     first = [fastspec.sample(model, schedule=sched, n_samples=3, method=m, seed=0).samples
-             for m in ("sequential", "token", "block", "srs")]
+             for m in CONCRETE_METHODS]
     for other in first[1:]:
         np.testing.assert_array_equal(other, first[0])

@@ -22,7 +22,7 @@ import httpx  # noqa: E402
 
 import fastspec  # noqa: E402
 import fastspec.remote as fr  # noqa: E402
-from fastspec._rules import UNVERIFIED  # noqa: E402
+from fastspec._rules import CONCRETE_METHODS, SPECULATIVE_METHODS, UNVERIFIED  # noqa: E402
 from fastspec.api import _sample  # noqa: E402
 from fastspec.models import TableModel  # noqa: E402
 from fastspec.remote.protocol import encode_request  # noqa: E402
@@ -30,7 +30,7 @@ from fastspec.remote.server import (_gaussian_mixture, _markov3, ar_answer,  # n
                                     start_server)
 from lawcheck import chisquare_pvalue, empirical_counts  # noqa: E402
 
-METHODS = ["sequential", "token", "block", "srs"]
+METHODS = CONCRETE_METHODS
 N_SAMPLES = 20_000     # as tests/test_ar_exactness.py
 PASS_P, FAIL_P = 1e-3, 1e-6
 
@@ -123,7 +123,7 @@ def test_positions_answer_equals_dense_at_those_positions(server, markov):
     np.testing.assert_array_equal(got, ar_answer(_markov3(), ctx, positions))
 
 
-@pytest.mark.parametrize("method", ["token", "block", "srs"])
+@pytest.mark.parametrize("method", SPECULATIVE_METHODS)
 def test_positions_through_the_server_give_the_local_samples(server, method):
     model = fr.ar_model(server.url, "markov3", n=6, q=3, positions=True)
     remote = fastspec.sample(model, n_samples=200, method=method, seed=4)
@@ -141,7 +141,7 @@ def test_max_in_flight_gives_the_same_samples(markov, max_in_flight):
     for name in ("samples", "orders", "log_prob"):
         np.testing.assert_array_equal(getattr(many, name), getattr(one, name))
     np.testing.assert_array_equal(many.stats.rows_per_sample, one.stats.rows_per_sample)
-    # the groups' positions asked add up to the one call's (fastspec.distributed._combine)
+    # the groups' positions asked add up to the one call's (fastspec.cluster._combine)
     np.testing.assert_array_equal(many.stats.positions_per_sample, one.stats.positions_per_sample)
     assert many.stats.positions == one.stats.positions > 0
     assert (many.samples[::3, 2] == 1).all()
@@ -230,6 +230,30 @@ def test_request_carries_binary_tensors():
     n = int(headers["Inference-Header-Content-Length"])
     assert np.array_equal(np.frombuffer(body[n:], dtype="<i8").reshape(2, 6), ctx)
     assert b'"binary_data_size": 96' in body[:n]
+
+
+def _post(server, body, headers):
+    return httpx.post(f"http://{server.url}/v2/models/markov3/infer", content=body,
+                      headers=headers, timeout=20)
+
+
+def test_server_reads_binary_json_and_truncated_requests(server):
+    # Binary inputs are read as arrays (server.BinaryDataPlane), JSON data still goes
+    # through KServe's own parser, and a body shorter than its header says is a 400.
+    ctx = np.array([[0, -1, 2, -1, -1, 1]], dtype=np.int64)
+    expected = ar_answer(_markov3(), ctx)
+    body, headers = encode_request([("context", ctx)], ["marginals"])
+    r = _post(server, body, headers)
+    got = fr.protocol.decode_response(r.content, r.headers)["marginals"][0]
+    assert np.array_equal(got, expected)
+    as_json = {"inputs": [{"name": "context", "shape": [1, 6], "datatype": "INT64",
+                           "data": ctx.ravel().tolist()}]}
+    r = httpx.post(f"http://{server.url}/v2/models/markov3/infer", json=as_json, timeout=20)
+    assert r.status_code == 200
+    got = fr.protocol.decode_response(r.content, r.headers)["marginals"][0]
+    assert np.array_equal(got, expected)
+    r = _post(server, body[:-8], headers)
+    assert r.status_code == 400 and "past the end of the request" in r.text, r.text
 
 
 def test_slow_and_killed_server_give_clear_errors_within_the_timeout(server):

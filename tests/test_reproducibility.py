@@ -15,9 +15,10 @@ import pytest
 import fastspec
 from fastspec import schedules
 from fastspec.api import _sample
+from fastspec._rules import CONCRETE_METHODS
 from fastspec.models import MarkovChain, PointCloud
 
-METHODS = ["sequential", "token", "block", "srs"]
+METHODS = CONCRETE_METHODS
 CHAIN = MarkovChain([[3.0, 1.0, 0.5], [1.0, 3.0, 1.0], [0.5, 1.0, 3.0]], n=30)
 CLOUD = PointCloud(np.random.default_rng(0).standard_normal((8, 4)) * 2.0)
 SCHED = schedules.ve(60, 20.0, 0.02)
@@ -82,11 +83,12 @@ _THREAD_SCRIPT = """
 import hashlib, numpy as np, fastspec, numba
 from fastspec.api import _sample
 from fastspec.models import CurieWeiss, PointCloud
+from fastspec._rules import CONCRETE_METHODS
 out = []
 ar = CurieWeiss(n=300, J=1.0)
 dm = PointCloud(np.random.default_rng(0).standard_normal((16, 64)))
 sched = fastspec.schedules.ve(300, 80.0, 0.002)
-for method in ("sequential", "token", "block", "srs"):
+for method in CONCRETE_METHODS:
     out.append(_sample(ar, n_samples=3, method=method, seed=123, _parallel=True).samples)
     out.append(_sample(dm, schedule=sched, n_samples=3, method=method, seed=5,
                        _parallel=True).samples)

@@ -39,10 +39,10 @@ def _run_round(sampler, model, max_rows, parallel_chunks=None):
     step = rows if max_rows is None else max_rows
     for start in range(0, rows, step):
         stop = min(rows, start + step)
-        sampler.consume(model._call(sampler.request(start, stop), CallCounter(), "test"),
+        sampler.consume(model.call_oracle(sampler.request(start, stop), CallCounter(), "test"),
                         start, stop, "test")
     n_before = len(sampler.log.accepted)
-    sampler.finish()
+    sampler.finish("test")
     taus = sampler.log.accepted[-1] if len(sampler.log.accepted) > n_before else None
     return r, before, taus
 

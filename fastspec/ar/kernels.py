@@ -55,7 +55,7 @@ from numba import prange
 
 from .._jit import kernel, twin
 from .._rules import (BLOCK, CAND, CAND_LOG_PI, CAND_LOG_SUM, CAND_ROW, DEAD, FULL_ROW, LOG_PI,
-                      LOG_SUM, SRS, TINY, TOKEN, kept_length, reset_slot, rows_of_slot,
+                      LOG_SUM, SRS, TINY, kept_length, reset_slot, rows_of_slot,
                       slots_of_rows, verify_draft_row, verify_last_row)
 from .._seeds import next_double, shuffle
 from .._sizer import FIXED
@@ -286,7 +286,7 @@ def verify_rows(
     samples, t, _, _, row_start = rnd
     orders, n_order = held[1], held[3]
     istate = stream[2]
-    cand_win, full_win, win_len = found[1], found[2], found[3]
+    cand_win, win_len = found[1], found[3]
     slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for a in prange(slot_lo, slot_hi):
         r0, r1 = rows_of_slot(row_start, a, start, stop)
@@ -389,7 +389,7 @@ def settle_blocks(
         # Install the next block's draft: the window of the row the block ended on.
         if remaining > 0:
             k_next = fixed if mode == FIXED else k_state[s]
-            k_next = max(1, min(k_next, remaining))
+            k_next = max(1, min(k_next, remaining, win_len[a]))   # (a draft model: 1)
         else:
             k_next = min(win_len[a], n_order[s] - new_t)
         _install_draft(held, a, s, new_t, k_next, full_win[a] if tau == kk else cand_win[a],

@@ -1,11 +1,12 @@
 """``ARModel``: an any-order autoregressive model seen through its marginal oracle."""
 
 import math
-import numbers
 
 import numpy as np
 
+from .._checks import check_callable, check_flag, check_int
 from .._driver import read_answer
+from .._options import DIFFUSION_ONLY
 from .._errors import OracleError
 from . import kernels
 
@@ -16,13 +17,6 @@ SUM_TOLERANCE = 1e-6
 
 _CODES = {kernels.NON_FINITE: "a non-finite value", kernels.NEGATIVE: "a negative value",
           kernels.BAD_SUM: "values not summing to 1"}
-
-
-def _check_positive_int(name, value, minimum=1):
-    if (not isinstance(value, (numbers.Integral, np.integer)) or isinstance(value, bool)
-            or value < minimum):
-        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
-    return int(value)
 
 
 def sum_tolerance(dtype):
@@ -88,6 +82,14 @@ class ARModel:
         rest. The samples are bit-identical with and without it, and
         ``stats.positions`` counts the positions asked (``n`` per row without it).
 
+    Raises
+    ------
+    TypeError
+        If ``marginals`` is not callable, ``n`` or ``q`` is not an int, or
+        ``positions`` is not a bool.
+    ValueError
+        If ``n < 1`` or ``q < 2``.
+
     Notes
     -----
     The sampler's target is the sequential law: choose an order, then draw
@@ -113,32 +115,32 @@ class ARModel:
     """
 
     def __init__(self, marginals, n, q, *, positions=False):
-        if not callable(marginals):
-            raise ValueError(f"marginals must be callable, got {type(marginals).__name__}")
-        if not isinstance(positions, (bool, np.bool_)):
-            raise ValueError(f"positions must be True or False, got {positions!r}")
-        self.marginals = marginals
-        self.n = _check_positive_int("n", n, 1)
-        self.q = _check_positive_int("q", q, 2)
-        self.positions = bool(positions)
+        self.marginals = check_callable("marginals", marginals)
+        self.n = check_int("n", n, 1)
+        self.q = check_int("q", q, 2)
+        self.positions = check_flag("positions", positions)
 
     def __repr__(self):
         return f"{type(self).__name__}(n={self.n}, q={self.q})"
 
     # -- the pipeline protocol (fastspec._driver.Pipeline) ---------------------------------
-    def _sampler(self, method, streams, options):
-        options = dict(options)
-        if options.pop("schedule", None) is not None:
-            raise ValueError("schedule is for DiffusionModel only; an ARModel takes order= "
-                             "and given=")
+    def batch_sampler(self, method, streams, options):
+        """:meth:`fastspec._driver.Pipeline.batch_sampler`: ``order`` and ``given`` of
+        ``options`` are checked by the sampler, ``schedule`` is refused (ValueError)."""
+        options.refuse(DIFFUSION_ONLY, "DiffusionModel", "an ARModel takes order= and given=")
+        kwargs = dict(block_size=options.block_size, row_cost=options.row_cost,
+                      order=options.order, given=options.given, parallel=options.parallel)
         if method == "srs":
-            from .srs import SrsSampler
-            options.pop("rule", None)
-            return SrsSampler(self, streams, **options)
+            from .srs import ARSrsSampler
+            return ARSrsSampler(self, streams, **kwargs)
+        if options.draft is not None:
+            from .drafted import DraftedARSampler
+            return DraftedARSampler(self, streams, drafter=options.draft, method=method,
+                                    rule=options.rule, **kwargs)
         from .sampler import ARSampler
-        return ARSampler(self, streams, method=method, **options)
+        return ARSampler(self, streams, method=method, rule=options.rule, **kwargs)
 
-    def _call(self, args, counter, where):
+    def call_oracle(self, args, counter, where):
         """One call of the oracle on ``contexts`` or ``(contexts, positions)`` (positions
         protocol); returns ``(probs, tol)`` with probs float32/float64 (K, n or W, q)."""
         if isinstance(args, tuple):
@@ -195,14 +197,14 @@ class ARModel:
             width = max(1, int(free.sum(axis=1).max(initial=0)))
             rank = np.argsort(~free, axis=1, kind="stable")[:, :width]
             pos = np.where(np.take_along_axis(free, rank, axis=1), rank, -1).astype(np.int64)
-            part, tol = self._call((contexts, pos), CallCounter(), "query")
+            part, tol = self.call_oracle((contexts, pos), CallCounter(), "query")
             probs = np.zeros(contexts.shape + (self.q,), dtype=part.dtype)
             r, j = np.nonzero(pos >= 0)
             probs[r, pos[r, j]] = part[r, j]
             r, i = np.nonzero(~free)           # pinned: the point mass at the pinned symbol
             probs[r, i, contexts[r, i]] = 1.0
         else:
-            probs, tol = self._call(contexts, CallCounter(), "query")
+            probs, tol = self.call_oracle(contexts, CallCounter(), "query")
         position = np.full(contexts.shape[0], -1, dtype=np.int64)
         code = np.zeros(contexts.shape[0], dtype=np.int64)
         kernels.find_invalid_rows(False, contexts, probs, tol, position, code)

@@ -12,12 +12,16 @@ always fresh (the exact marginal at the current context), so every draft is
 kept and each round asks for exactly the rows a plain ancestral loop asks for.
 """
 
+import math
+
 import numpy as np
 
 from .._driver import RoundLog, SamplerBase
 from .._errors import OracleError
 from .._jit import use_parallel
+from .._planner import plan_round
 from .._sizer import COST, BlockSizer
+from .._srs import draw_uniforms
 from . import kernels
 from .._rules import BLOCK, CAND, FULL_ROW, N_FSTATE, N_ISTATE, RULES, SRS
 
@@ -158,9 +162,7 @@ class ARSampler(SamplerBase):
         self.steps = self.progress_t              # (SamplerBase: each sample's progress)
         self.log_prob = np.zeros(S)
         self.log = RoundLog.empty(S)
-        self.rejected = np.zeros(0, dtype=np.int64)
         self._tol = 0.0
-        self._where = "round 0"
         self._r = None
 
     # -- the round protocol (fastspec._driver.BatchSampler) -------------------------------
@@ -168,9 +170,9 @@ class ARSampler(SamplerBase):
         r = _Round()
         # The first round only asks for the marginals at the starting context (k = 0).
         (r.samples, r.t, r.k, r.first_row, r.row_start, r.win_len, k_max,
-         w_max) = self.sizer.plan(self.progress_t, self.n_free, self.waiting, self.n_order,
-                                  self.has_draft, self.fresh, self.tail_len, self.log,
-                                  cover_block=self.rule == SRS)
+         w_max) = plan_round(self.sizer, self.progress_t, self.n_free, self.waiting,
+                             self.n_order, self.has_draft, self.fresh, self.tail_len, self.log,
+                             cover_block=self.rule == SRS)
         A, q = r.samples.size, self.model.q
         if A == 0:
             return 0
@@ -255,21 +257,20 @@ class ARSampler(SamplerBase):
         probs, tol = answer
         r = self._r
         self._tol = max(self._tol, tol)
-        self._where = where.split(",")[0]
         kernels.verify_rows(self.parallel, self.rule, (not self.model.positions, probs, tol),
                             start, stop, r.rnd, self._held(), (r.W, r.q_at), r.stream, r.found,
                             r.err)
         self._raise_if_invalid(where, start, lambda a, g, b: probs[g - start, self._column(g, b)])
 
-    def finish(self):
+    def finish(self, where):
         r = self._r
         if r is None:
             return
         tau = np.empty(r.samples.size, dtype=np.int64)
         kernels.settle_blocks(self.parallel, self.rng, self.rule, r.rnd, self._held(), r.W,
                               r.stream, r.found, self._tol, self.sizer.arrays(), tau, r.err)
-        self._raise_if_invalid(self._where, None, self._window_values)
-        self._settled(r, tau)
+        self._raise_if_invalid(where, None, self._window_values)
+        self._settled(r, tau, where)
 
     def row_bytes(self):
         """A row's context and its answer (counted as float64; the positions protocol answers
@@ -282,6 +283,102 @@ class ARSampler(SamplerBase):
         from .._result import SampleResult
         return SampleResult(samples=self.x, stats=stats, orders=self.orders,
                             log_prob=self.log_prob)
+
+    def round_rows(self):
+        samples, rows, _ = super().round_rows()
+        return samples, rows, self._r.n_pos if self.model.positions else None
+
+    # -- the srs door (fastspec._srs.SrsHost) ------------------------------------------------
+    # A sample's block B is drafted from its current marginals nu_B; its proposals are
+    # block-method samples of the positions of B given its context, started from the
+    # marginals there (fresh) and returning log mu_B(X); log nu_B(X) is read off the draft.
+    def _proposal_start(self, r, slot, where):
+        """Marginals at each rejected slot's context, on its block: (R, k_max, q)."""
+        k = r.k[slot]
+        init = np.zeros((slot.size, int(k.max()), self.model.q))
+        for p, a in enumerate(slot):
+            s = r.samples[a]
+            if r.first_row[a]:                       # fresh: the draft is exactly that
+                init[p, :k[p]] = self.draft[s, (r.t[a] + np.arange(k[p])) % self.draft.shape[1]]
+            else:                                    # else row 0's window, checked here
+                init[p, :k[p]] = self._checked(r.cand_win[a, :k[p]], s, where)
+        return init
+
+    def _checked(self, window, s, where):
+        sums = window.sum(axis=1)
+        bad = (~np.isfinite(window).all(axis=1) | (window < 0).any(axis=1)
+               | (np.abs(sums - 1.0) > self._tol))
+        if bad.any():
+            raise OracleError(f"{where}: marginals returned at the context of sample "
+                              f"{s} are not a distribution at a position of its block (sums "
+                              f"{sums[bad][:3].tolist()}); the context has positive probability "
+                              "under the target, so they must be")
+        return window / sums[:, None]
+
+    def proposals(self, parents, par, k, init, rng):
+        """``par[p]`` block-method proposals of the block ``k[p]`` of each sample
+        ``parents[p]``, from its context, started from ``init[p]`` (:meth:`_proposal_start`),
+        with PCG64 states ``rng`` (one row per proposal)."""
+        n, q = self.model.n, self.model.q
+        t = self.progress_t[parents]
+        remaining = self.n_free[parents] - t
+        # Each job's order: the rest of its sample's order, the block first.
+        idx = t[:, None] + np.arange(n)
+        rest = np.where(idx < self.n_free[parents][:, None],
+                        np.take_along_axis(self.orders[parents], np.minimum(idx, n - 1), 1), -1)
+        job_k = np.repeat(k, par)
+        rows = np.repeat(np.arange(parents.size), par)
+        draft = np.zeros((job_k.size, int(k.max()), q))  # a ring by order index (ar.kernels)
+        for i in range(int(k.max())):                # the block's marginals, all jobs at once
+            on = np.flatnonzero(i < job_k)
+            draft[on, i] = init[rows[on], i]
+        tail = np.minimum(self.sizer.k[parents], remaining - k)
+        return ARSampler.for_jobs(
+            self.model, rng, x=self.x[np.repeat(parents, par)], orders=rest[rows],
+            n_free=job_k, n_order=np.repeat(remaining, par), tail_len=np.repeat(tail, par),
+            draft=draft, block_size="auto", first_block=job_k,
+            parallel=use_parallel(int(job_k.sum()) * n))
+
+    def proposal_log_ratio(self, jobs, jobs_idx, parents):
+        """``log mu_B(X) - log nu_B(X)`` of finished proposals ``jobs_idx`` of ``jobs``
+        (:meth:`proposals`), whose samples are ``parents``: float64 ``(len(jobs_idx),)``."""
+        k = jobs.n_free[jobs_idx]
+        log_nu = np.zeros(jobs_idx.size)
+        ring = (self.progress_t[parents][:, None] + np.arange(int(k.max()))) % self.draft.shape[1]
+        # A proposal the draft gives probability 0 (the target does not) has ratio +inf and is
+        # accepted surely: log 0 = -inf is the right value, not a fault to warn about.
+        with np.errstate(divide="ignore"):
+            for i in range(int(k.max())):
+                on = i < k
+                b = jobs.orders[jobs_idx[on], i]
+                log_nu[on] += np.log(self.draft[parents[on], ring[on, i], jobs.x[jobs_idx[on], b]])
+        return jobs.log_prob[jobs_idx] - log_nu
+
+    def accept_proposal(self, s, jobs, j, k):
+        """Install proposal ``j`` of ``jobs`` as the block ``k`` of sample ``s``, and its last
+        window as the draft after it."""
+        t = self.progress_t[s]
+        block = self.orders[s, t:t + k]
+        self.x[s, block] = jobs.x[j, block]
+        self.log_prob[s] += jobs.log_prob[j]
+        self.progress_t[s] = t + k
+        tail = min(int(self.sizer.k[s]), int(self.n_free[s] - t - k))
+        if tail > 0:        # the job's last window: the marginals after the block
+            self.ensure_ring(tail)
+            after = t + k + np.arange(tail)       # our order indices; the job's are from t on
+            self.draft[s, after % self.draft.shape[1]] = jobs.draft[j, (after - t)
+                                                                    % jobs.draft.shape[1]]
+        self.fresh[s] = bool(jobs.fresh[j]) and tail > 0
+        if self.fresh[s] and self.progress_t[s] == self.n_free[s] - 1:
+            # the last free position, drawn from fresh marginals (no round needed)
+            b = self.orders[s, self.n_free[s] - 1]
+            o = (self.n_free[s] - 1) % self.draft.shape[1]
+            u = np.empty(1)
+            draw_uniforms(self.rng, np.array([s]), u)
+            y = kernels.draw_categorical(self.draft[s, o], u[0])
+            self.x[s, b] = y
+            self.log_prob[s] += math.log(self.draft[s, o, y])
+            self.progress_t[s] = self.n_free[s]
 
     # -- errors ------------------------------------------------------------------------------
     def _column(self, g, b):

@@ -11,10 +11,12 @@ Commands::
     memory [--out docs]                          peak memory against the largest oracle answer
     srs [--quick] [--out docs]                   srs against block: rounds and rows (issue 12)
     peers [--quick] [--out docs]                 fastspec against approximate samplers (issue 11)
-    distributed [--quick] [--out docs]           Dask: samples/s with 1 and 2 local workers
+    cluster [--quick] [--out docs]               Dask: samples/s with 1 and 2 local workers
     pretrained [--out docs] [--seeds 5]          shipped models: quality, rounds, acceptance
     dllm [--quick] [--out docs]                  against diffusion-LM unmasking, character chain (issue 19)
     remote [--quick] [--out docs]                through a V2 server on 127.0.0.1 (issue 22)
+    remote-in-flight [--quick] [--out docs]      samples/s against max_in_flight (issue 22)
+    drafts [--quick] [--out docs]                draft models against autospeculation (issue 20)
 
 Outputs go to ``--out DIR``; without it, to a new folder
 ``fastspec-bench/COMMAND-YYYYmmdd-HHMMSS`` of the current folder, so a run never
@@ -47,25 +49,31 @@ def _run(a):
         _run_module(a)
 
 
-# Commands that are a module of this package with a ``run`` function: the command-line
-# arguments each one takes ("budget": the module's QUICK or FULL budget, by --quick).
-_MODULE_ARGS = {"plain": ("out", "quick"), "memory": ("out",), "srs": ("out", "quick"),
-                "peers": ("budget", "out"), "distributed": ("out", "quick"),
-                "pretrained": ("out", "n_seeds"), "dllm": ("budget", "out"),
-                "remote": ("out", "quick")}
+# Commands that are a function of a module of this package: (module, function, the
+# command-line arguments it takes); "budget" is the module's QUICK or FULL, by --quick.
+_MODULE_RUNS = {"plain": ("plain", "run", ("out", "quick")),
+                "memory": ("memory", "run", ("out",)),
+                "srs": ("srs", "run", ("out", "quick")),
+                "peers": ("peers", "run", ("budget", "out")),
+                "cluster": ("cluster", "run", ("out", "quick")),
+                "pretrained": ("pretrained", "run", ("out", "n_seeds")),
+                "dllm": ("dllm", "run", ("budget", "out")),
+                "remote": ("remote", "run", ("out", "quick")),
+                "remote-in-flight": ("remote", "in_flight", ("out", "quick")),
+                "drafts": ("drafts", "run", ("out", "quick"))}
 
 
 def _run_module(a):
     import importlib
-    module = importlib.import_module(f".{a.command}", __package__)
+    name, function, args = _MODULE_RUNS[a.command]
+    module = importlib.import_module(f".{name}", __package__)
     given = {"out": a.out, "quick": a.quick, "n_seeds": a.seeds}
-    args = _MODULE_ARGS[a.command]
     budget = ((module.QUICK if a.quick else module.FULL),) if "budget" in args else ()
-    module.run(*budget, **{name: given[name] for name in args if name != "budget"})
+    getattr(module, function)(*budget, **{key: given[key] for key in args if key != "budget"})
 
 
 COMMANDS = ["scaling", "plot", "wallclock", "overhead", "table", "plain", "memory", "srs",
-            "peers", "distributed", "pretrained", "dllm", "remote"]
+            "peers", "cluster", "pretrained", "dllm", "remote", "remote-in-flight", "drafts"]
 
 
 def main(argv=None):

@@ -29,9 +29,11 @@ import numpy as np
 from scipy.special import rel_entr
 
 import fastspec
+from .._checks import check_int
 from ..api import check_n_samples
 from ..models.ar import CHARACTER_SMOOTHING, MarkovChain
 from .files import pyplot, write_csv
+from .._rules import CONCRETE_METHODS
 
 __all__ = ["Budget", "FULL", "QUICK", "CSV_COLUMNS", "REMASKING", "transfer_counts", "unmask",
            "transition_rates", "floor", "run", "plot_csv"]
@@ -65,7 +67,7 @@ class Budget:
     sizes: tuple = (128, 1024)
     n_samples: tuple = (1000, 256)
     replicates: int = 30
-    methods: tuple = ("sequential", "token", "block", "srs")
+    methods: tuple = CONCRETE_METHODS
 
 
 FULL = Budget()
@@ -85,8 +87,7 @@ def transfer_counts(n, steps):
     ValueError
         If ``steps`` is not an int in 1..n.
     """
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or not 1 <= steps <= n:
-        raise ValueError(f"steps must be an int in 1..{n}, got {steps!r}")
+    check_int("steps", steps, 1, n)
     counts = np.full(int(steps), n // steps, dtype=np.int64)
     counts[:n % steps] += 1
     return counts

@@ -28,6 +28,8 @@ from typing import Optional
 
 import numpy as np
 
+from .._checks import check_int
+
 from ..schedules import Schedule
 
 __all__ = ["PeerRun", "parallel_unmask", "parallel_unmask_law", "confidence", "run_chain",
@@ -62,9 +64,7 @@ class PeerRun:
 
 
 def _check_k(k, n):
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n:
-        raise ValueError(f"k must be an int in 1..{n} (positions per round), got {k!r}")
-    return int(k)
+    return check_int("k", k, 1, n, what=" (positions per round)")
 
 
 def confidence(probs):
@@ -124,8 +124,7 @@ def parallel_unmask(model, k, n_samples, seed=None, *, confident=False):
     """
     n, q = model.n, model.q
     k = _check_k(k, n)
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 1:
-        raise ValueError(f"n_samples must be an int >= 1, got {n_samples!r}")
+    check_int("n_samples", n_samples, 1)
     rng = np.random.default_rng(seed)
     S = int(n_samples)
     ctx = np.full((S, n), -1, dtype=np.int64)
@@ -284,9 +283,7 @@ def respace(schedule, n_steps, final_s, final_sigma):
         If ``n_steps`` is out of range or the final level is invalid.
     """
     N = schedule.n_steps
-    if (isinstance(n_steps, bool) or not isinstance(n_steps, (int, np.integer))
-            or not 1 <= n_steps <= N):
-        raise ValueError(f"n_steps must be an int in 1..{N}, got {n_steps!r}")
+    check_int("n_steps", n_steps, 1, N)
     s, sig = _levels(schedule, final_s, final_sigma)
     keep = np.round(np.linspace(0, N, int(n_steps) + 1)).astype(np.int64)
     s, sig = s[keep], sig[keep]
@@ -441,8 +438,7 @@ def picard_path(model, schedule, y0, xi, tol, window):
     schedule.check_speculative()
     if not tol >= 0:
         raise ValueError(f"tol must be >= 0, got {tol!r}")
-    if isinstance(window, bool) or not isinstance(window, (int, np.integer)) or window < 1:
-        raise ValueError(f"window must be an int >= 1, got {window!r}")
+    check_int("window", window, 1)
     y0 = np.asarray(y0, dtype=np.float64)
     S, d = y0.shape
     N = schedule.n_steps

@@ -7,7 +7,11 @@ serve digits_ar text_mlm digits_denoiser`` once per per-call delay (0, 5 and
 :func:`fastspec.remote.diffusion_model` for methods sequential and block, with 1
 and 64 samples, with and without the positions protocol (AR models, when the
 engine's ARModel takes ``positions=True``), and with ``max_in_flight`` 1 and 4
-at 64 samples. Each row of ``remote.csv`` holds the median wall-clock of its
+at 64 samples. ``python -m fastspec.bench remote-in-flight [--quick]`` times
+``max_in_flight`` 1, 2 and 4 alone, on the chain of the issue's first
+measurement (``markov256``: n = 256, q = 27, positions protocol), whose answers
+are large enough that moving them dominates a call (:func:`in_flight`). Each row
+of ``remote.csv`` holds the median wall-clock of its
 runs, the rounds and calls, and the summed round-trip time of the calls as the
 client saw them (``stats.oracle_seconds``); ``remote.png`` plots wall-clock
 against the delay.
@@ -113,6 +117,60 @@ def run(out="docs", quick=False):
     write_csv(os.path.join(out, "remote.csv"), rows)
     plot(rows, os.path.join(out, "remote.png"))
     print(table(rows))
+    print(f"load after: {os.getloadavg()}", flush=True)
+    return rows
+
+
+#: The in-flight study: 64 samples of the issue's n = 256, q = 27 chain, block, positions.
+IN_FLIGHT = dict(model="markov256", n=256, q=27, n_samples=64, flights=(1, 2, 4),
+                 delays_ms=(0, 5, 20), repeats=3)
+IN_FLIGHT_QUICK = dict(IN_FLIGHT, n_samples=16, delays_ms=(20,), repeats=1)
+
+
+def in_flight(out="docs", quick=False):
+    """Samples per second against ``max_in_flight``; writes ``remote_in_flight.csv``.
+
+    Each group in flight is a slice of the samples with its own rounds
+    (:func:`fastspec.remote.sample`), so groups overlap one another's round
+    trips: the answers' transfer and the server's delay. Runs of the flights
+    are interleaved (1, 2, 4, 1, 2, 4, ...) so that a change in the machine's
+    load falls on all of them; the median is kept.
+    """
+    import fastspec.remote as fr
+    from fastspec.remote.server import start_server
+
+    cfg = IN_FLIGHT_QUICK if quick else IN_FLIGHT
+    print(f"load before: {os.getloadavg()}", flush=True)
+    rows = []
+    for delay in cfg["delays_ms"]:
+        with start_server([cfg["model"]], delay=delay / 1000.0, timeout=120) as server:
+            model = fr.ar_model(server.url, cfg["model"], n=cfg["n"], q=cfg["q"],
+                                positions=True, timeout=600.0)
+            kwargs = dict(n_samples=cfg["n_samples"], method="block", seed=1)
+            fr.sample(model, max_in_flight=2, **dict(kwargs, n_samples=4))   # warm-up
+            times = {g: [] for g in cfg["flights"]}
+            stats = {}
+            for _ in range(cfg["repeats"]):
+                for g in cfg["flights"]:
+                    t = time.perf_counter()
+                    stats[g] = fr.sample(model, max_in_flight=g, **kwargs).stats
+                    times[g].append(time.perf_counter() - t)
+            model.marginals.close()
+        one = float(np.median(times[cfg["flights"][0]]))
+        for g in cfg["flights"]:
+            seconds = float(np.median(times[g]))
+            rows.append(dict(model=cfg["model"], method="block", n_samples=cfg["n_samples"],
+                             positions=True, delay_ms=delay, max_in_flight=g, seconds=seconds,
+                             runs=len(times[g]), rounds=stats[g].rounds,
+                             oracle_calls=stats[g].oracle_calls, rows=stats[g].contexts,
+                             samples_per_second=cfg["n_samples"] / seconds,
+                             speedup_vs_in_flight_1=one / seconds,
+                             load_1min=os.getloadavg()[0]))
+            print(f"delay {delay:2d} ms  max_in_flight={g}: {seconds:6.2f} s  "
+                  f"{rows[-1]['samples_per_second']:6.1f} samples/s  "
+                  f"{rows[-1]['speedup_vs_in_flight_1']:.2f}x  calls {stats[g].oracle_calls}",
+                  flush=True)
+    write_csv(os.path.join(out, "remote_in_flight.csv"), rows)
     print(f"load after: {os.getloadavg()}", flush=True)
     return rows
 

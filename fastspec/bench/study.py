@@ -12,8 +12,9 @@ import numpy as np
 
 import fastspec
 from .files import pyplot, write_csv
+from .._rules import CONCRETE_METHODS
 
-METHODS = ("sequential", "token", "block", "srs")
+METHODS = CONCRETE_METHODS
 E2 = np.exp(2.0)
 
 

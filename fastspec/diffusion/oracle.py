@@ -1,11 +1,12 @@
 """``DiffusionModel``: a diffusion model seen through its denoiser oracle."""
 
 import math
-import numbers
 
 import numpy as np
 
+from .._checks import check_callable, check_int, is_int
 from .._driver import read_answer
+from .._options import AR_ONLY
 from .._errors import OracleError
 
 
@@ -25,6 +26,14 @@ class DiffusionModel:
         Shape of one data point, e.g. ``(C, H, W)`` for images; ``dim`` is
         then ``prod(shape)``. Give ``dim`` or ``shape`` (or both, if they
         agree). ``res.samples`` has shape ``(n_samples, *shape)``.
+
+    Raises
+    ------
+    TypeError
+        If ``denoise`` is not callable, or ``dim`` or ``shape`` is not made of ints.
+    ValueError
+        If neither ``dim`` nor ``shape`` is given, a size is below 1, or the
+        two disagree.
 
     Notes
     -----
@@ -61,11 +70,8 @@ class DiffusionModel:
     """
 
     def __init__(self, denoise, dim=None, shape=None):
-        if not callable(denoise):
-            raise ValueError(f"denoise must be callable, got {type(denoise).__name__}")
-        if dim is not None and (not isinstance(dim, (numbers.Integral, np.integer))
-                                or isinstance(dim, bool) or dim < 1):
-            raise ValueError(f"dim must be an int >= 1, got {dim!r}")
+        check_callable("denoise", denoise)
+        check_int("dim", dim, 1, allow_none=True)
         if shape is None:
             if dim is None:
                 raise ValueError("give dim (an int) or shape (a tuple such as (3, 32, 32)): the "
@@ -86,23 +92,26 @@ class DiffusionModel:
         return f"{type(self).__name__}(shape={self.shape})"
 
     # -- the pipeline protocol (fastspec._driver.Pipeline) ---------------------------------
-    def _sampler(self, method, streams, options):
+    def batch_sampler(self, method, streams, options):
+        """:meth:`fastspec._driver.Pipeline.batch_sampler`: the ``schedule`` of ``options``
+        is checked here (None: ``ve(1000, 80.0, 0.002)``), ``order`` and ``given`` are
+        refused (ValueError)."""
         from ..schedules import Schedule, ve
-        options = dict(options)
-        for key in ("order", "given"):
-            if options.pop(key, None) is not None:
-                raise ValueError(f"{key} is for ARModel only; a DiffusionModel takes schedule=")
-        schedule = options.pop("schedule", None)
+        options.refuse(AR_ONLY, "ARModel", "a DiffusionModel takes schedule=")
+        schedule = options.schedule
+        rule = options.rule
+        kwargs = dict(block_size=options.block_size, row_cost=options.row_cost,
+                      parallel=options.parallel)
         if schedule is None:
             schedule = ve(1000, 80.0, 0.002)
         if not isinstance(schedule, Schedule):
-            raise ValueError(
+            raise TypeError(
                 "schedule must be a fastspec.schedules.Schedule (e.g. "
                 f"fastspec.schedules.ve(...)), got {type(schedule).__name__}")
         last = None
         if schedule.n_steps == 1 and schedule.c[0] == 0:
             method = "sequential"      # one noiseless step: one denoiser call, whatever the method
-            options.pop("rule", None)
+            rule = None
         if method != "sequential" and schedule.n_steps > 1 and schedule.c[-1] == 0:
             # A noiseless last step is a function of the state before it: run the
             # chain up to it, then one round of the denoiser (_LastStep).
@@ -111,17 +120,21 @@ class DiffusionModel:
         if method != "sequential":
             schedule.check_speculative()
         if method == "srs":
-            from .srs import SrsSampler
-            options.pop("rule", None)
-            inner = SrsSampler(self, streams, schedule=schedule, **options)
+            from .srs import DiffusionSrsSampler
+            inner = DiffusionSrsSampler(self, streams, schedule=schedule, **kwargs)
+        elif options.draft is not None and method != "sequential":
+            from .drafted import DraftedDiffusionSampler
+            inner = DraftedDiffusionSampler(self, streams, drafter=options.draft, method=method,
+                                            schedule=schedule, rule=rule, **kwargs)
         else:
             from .sampler import DiffusionSampler
-            inner = DiffusionSampler(self, streams, method=method, schedule=schedule, **options)
+            inner = DiffusionSampler(self, streams, method=method, schedule=schedule, rule=rule,
+                                     **kwargs)
         if last is None and self.shape == (self.dim,):
             return inner
         return _LastStep(inner, last, self)
 
-    def _call(self, args, counter, where):
+    def call_oracle(self, args, counter, where):
         """One call of the denoiser on ``(z, sigma)``; the answer (K, dim), float32 or float64."""
         z, sigma = args
         k = z.shape[0]
@@ -163,7 +176,7 @@ class DiffusionModel:
         z = np.ascontiguousarray(z, dtype=np.float64)
         z = z.reshape(z.shape[0], -1) if z.ndim else z
         sigma = np.ascontiguousarray(sigma, dtype=np.float64)
-        den = self._call((z, sigma), CallCounter(), "query").astype(np.float64)
+        den = self.call_oracle((z, sigma), CallCounter(), "query").astype(np.float64)
         finite = np.isfinite(den).all(axis=1)
         if not finite.all():
             r = int(np.flatnonzero(~finite)[0])
@@ -172,16 +185,18 @@ class DiffusionModel:
 
 
 def as_shape(shape):
-    """``shape`` as a tuple of ints >= 1; else ValueError naming it."""
-    if isinstance(shape, (numbers.Integral, np.integer)) and not isinstance(shape, bool):
+    """``shape`` as a tuple of ints >= 1: TypeError if it is not ints, ValueError if empty
+    or a size is below 1."""
+    if is_int(shape):
         shape = (shape,)
     try:
         dims = tuple(shape)
     except TypeError:
-        raise ValueError(f"shape must be a tuple of ints such as (3, 32, 32), got "
-                         f"{shape!r}") from None
-    if not dims or any(not isinstance(d, (numbers.Integral, np.integer)) or isinstance(d, bool)
-                       or d < 1 for d in dims):
+        raise TypeError(f"shape must be a tuple of ints such as (3, 32, 32), got "
+                        f"{shape!r}") from None
+    if not all(is_int(d) for d in dims):
+        raise TypeError(f"shape must be a tuple of ints such as (3, 32, 32), got {shape!r}")
+    if not dims or any(d < 1 for d in dims):
         raise ValueError(f"shape must be a non-empty tuple of ints >= 1, got {shape!r}")
     return tuple(int(d) for d in dims)
 
@@ -200,6 +215,7 @@ class _LastStep:
         self.inner, self.full, self.model, self.shape = inner, full, model, model.shape
         self.n_steps = full.n_steps if full is not None else inner.n_steps
         self.log = inner.log
+        self.drafter = getattr(inner, "drafter", None)     # (a draft model's counts)
         self._y = None          # the states before the last step, once inner is done
         self._done = full is None
         self._inner_round = False
@@ -240,9 +256,9 @@ class _LastStep:
         y *= self.full.a[-1]
         y += self.full.b[-1] * answer
 
-    def finish(self):
+    def finish(self, where):
         if self._inner_round:
-            self.inner.finish()
+            self.inner.finish(where)
         elif self._y is not None:
             self._done = True
 

@@ -23,10 +23,21 @@ import numpy as np
 
 from .._driver import RoundLog, SamplerBase
 from .._errors import OracleError
-from .._jit import use_parallel
+from .._jit import kernel, use_parallel
+from .._seeds import fill_normals
+from .._planner import plan_round
 from .._sizer import COST, BlockSizer
 from . import kernels
 from .._rules import BLOCK, N_FSTATE, N_ISTATE, RULES, SRS
+
+
+@kernel
+def _last_step(rng, s, y, d_draft, a, b, c):
+    """``y <- a y + b D + c xi`` for sample ``s`` (its final step, from a fresh D)."""
+    noise = np.empty(y.shape[1])
+    fill_normals(rng, s, noise)
+    for t in range(y.shape[1]):
+        y[s, t] = a * y[s, t] + b * d_draft[s, t] + c * noise[t]
 
 
 class _Round:
@@ -94,7 +105,6 @@ class DiffusionSampler(SamplerBase):
         self.ref_D = ref_D if ref_D is not None else np.zeros((0, y.shape[1]))
         self.log_ref = np.zeros(S)
         self.waiting = np.zeros(S, dtype=np.bool_)
-        self.rejected = np.zeros(0, dtype=np.int64)
         self.log = RoundLog.empty(S)
         self.trace = None      # tests: a list receiving each chunk's draft states
         self._r = None
@@ -103,9 +113,9 @@ class DiffusionSampler(SamplerBase):
     def plan(self):
         r = _Round()
         # "sequential" spends its first round on D(y_0) (k = 0); the others start drafting.
-        r.samples, r.j, r.k, r.first_row, r.row_start, _, _, _ = self.sizer.plan(
-            self.progress_j, self.stop, self.waiting, self.order_len, self.has_draft,
-            self.fresh, self.no_tail, self.log)
+        r.samples, r.j, r.k, r.first_row, r.row_start, _, _, _ = plan_round(
+            self.sizer, self.progress_j, self.stop, self.waiting, self.order_len,
+            self.has_draft, self.fresh, self.no_tail, self.log)
         A, d = r.samples.size, self.model.dim
         if A == 0:
             return 0
@@ -162,7 +172,7 @@ class DiffusionSampler(SamplerBase):
                 where, g - start, int(r.samples[slot]), step, self.sigma[step],
                 answer[g - start]))
 
-    def finish(self):
+    def finish(self, where):
         r = self._r
         if r is None:
             return
@@ -172,7 +182,7 @@ class DiffusionSampler(SamplerBase):
                               self.sizer.arrays(), tau, self._ref())
         if self.trace is not None:
             self.trace.append((-1, r.W_cur.copy()))
-        self._settled(r, tau)
+        self._settled(r, tau, where)
 
     # -- the kernels' state tuples (fastspec.diffusion.kernels) ------------------------------
     def _chain(self):
@@ -191,3 +201,40 @@ class DiffusionSampler(SamplerBase):
     def result(self, stats):
         from .._result import SampleResult
         return SampleResult(samples=self.y, stats=stats)
+
+    # -- the srs door (fastspec._srs.SrsHost) ------------------------------------------------
+    # A sample's block is k steps drafted with the denoiser frozen (nu_B); its proposals
+    # are block-method runs of the same k steps from the sample's state, started from the
+    # denoiser there (fresh), each summing log mu_B(X) - log nu_B(X) of its path against
+    # the sample's frozen draft as it goes (fastspec.diffusion.kernels.reference_term).
+    def _proposal_start(self, r, slot, where):
+        """The denoiser at each rejected slot's state: its row 0, or its fresh draft (R, d)."""
+        return r.cand_D[slot].copy()
+
+    def proposals(self, parents, par, k, init, rng):
+        """``par[p]`` block-method runs of the ``k[p]`` steps of each sample ``parents[p]``
+        from its state, started from the denoiser ``init[p]`` there, with PCG64 states
+        ``rng`` (one row per proposal)."""
+        start = np.repeat(self.progress_j[parents], par)
+        return DiffusionSampler.for_jobs(
+            self.model, rng, self.schedule, y=np.repeat(self.y[parents], par, axis=0),
+            start=start, stop=start + np.repeat(k, par), d_draft=np.repeat(init, par, axis=0),
+            ref_D=np.repeat(self.d_draft[parents], par, axis=0),
+            parallel=use_parallel(int(k.sum() * par.mean()) * self.model.dim))
+
+    def proposal_log_ratio(self, jobs, jobs_idx, parents):
+        """``log mu_B(X) - log nu_B(X)`` of finished proposals ``jobs_idx`` (summed along
+        their paths): float64 ``(len(jobs_idx),)``."""
+        return jobs.log_ref[jobs_idx]
+
+    def accept_proposal(self, s, jobs, j, k):
+        """Install proposal ``j`` of ``jobs`` as sample ``s``'s next ``k`` steps."""
+        self.y[s] = jobs.y[j]
+        self.d_draft[s] = jobs.d_draft[j]
+        self.fresh[s] = jobs.fresh[j]
+        self.progress_j[s] = jobs.stop[j]
+        step = self.progress_j[s]
+        if self.fresh[s] and self.stop[s] - step == 1:   # the last step needs no round
+            _last_step(self.rng, s, self.y, self.d_draft, self.a[step], self.b[step],
+                       self.c[step])
+            self.progress_j[s] = self.stop[s]

@@ -9,13 +9,13 @@ since the verification never keeps a draft past a zero-probability position.
 """
 
 import math
-import numbers
 import re
 import unicodedata
 
 import numpy as np
 from numba import prange
 
+from .._checks import check_int, check_real
 from .._jit import kernel, twin, use_parallel
 from ..ar.oracle import ARModel
 
@@ -272,7 +272,7 @@ class MarkovChain(ARModel):
         if q < 2 or len(set(alphabet)) != q:
             raise ValueError(f"alphabet must hold at least 2 distinct characters, got "
                              f"{alphabet!r}")
-        if not (isinstance(smoothing, numbers.Real) and 0.0 <= smoothing <= 1.0):
+        if not 0.0 <= check_real("smoothing", smoothing, "a number in [0, 1]") <= 1.0:
             raise ValueError(f"smoothing must be a number in [0, 1], got {smoothing!r}")
         if len(text) < 2:
             raise ValueError(f"text must have at least 2 characters, got {len(text)}")
@@ -422,9 +422,7 @@ class MarkovChain(ARModel):
         -------
         ndarray of int64, shape (n_samples, n)
         """
-        if (isinstance(n_samples, bool) or not isinstance(n_samples, (numbers.Integral, np.integer))
-                or n_samples < 1):
-            raise ValueError(f"n_samples must be a positive int, got {n_samples!r}")
+        n_samples = check_int("n_samples", n_samples, 1)
         rng = np.random.default_rng(seed)
         u = rng.random((int(n_samples), self.n))
         cum = np.cumsum(self.transition, axis=1)
@@ -632,7 +630,7 @@ class CurieWeiss(ARModel):
 
     def __init__(self, n, J=1.0, h=0.0):
         for name, v in (("J", J), ("h", h)):
-            if not isinstance(v, numbers.Real) or not math.isfinite(v):
+            if not math.isfinite(check_real(name, v, "a finite real number")):
                 raise ValueError(f"{name} must be a finite real number, got {v!r}")
         self.J = float(J)
         self.h = float(h)
@@ -648,8 +646,8 @@ class CurieWeiss(ARModel):
         M = (2 * x - 1).sum(axis=-1)
         ups = np.arange(self.n + 1)
         Ms = 2 * ups - self.n
-        from math import lgamma
-        logc = np.array([lgamma(self.n + 1) - lgamma(u + 1) - lgamma(self.n - u + 1) for u in ups])
+        logc = np.array([math.lgamma(self.n + 1) - math.lgamma(u + 1) - math.lgamma(self.n - u + 1)
+                         for u in ups])
         e = logc + self.J / (2 * self.n) * Ms**2 + self.h * Ms
         log_z = e.max() + np.log(np.exp(e - e.max()).sum())
         return self.J / (2 * self.n) * M**2 + self.h * M - log_z

@@ -9,6 +9,12 @@
 * :func:`digits_mixture` -- the baseline: a mixture of products fit by EM to
   the same quantised digits, a :class:`fastspec.models.MixtureOfProducts`.
 
+Cheap draft models for ``fastspec.sample(model, draft=...)`` (docs/ALGORITHMS.md,
+section 7), built from the same training data when called: :func:`digits_mixture`
+drafts :func:`digits_ar`, :func:`text_bigram` (a character bigram chain)
+drafts :func:`text_mlm`, and :func:`digits_gaussian` (the best linear denoiser)
+drafts :func:`digits_denoiser`.
+
 Each function loads its ``.npz`` file from ``fastspec/models/weights/`` when it is
 first called (importing fastspec loads nothing and never imports torch). The
 networks are written twice: in torch for training (:mod:`fastspec.train.nets`)
@@ -27,9 +33,10 @@ import numpy as np
 from .._threads import one_blas_thread
 from ..ar.oracle import ARModel
 from ..diffusion.oracle import DiffusionModel
-from .ar import MixtureOfProducts
+from .ar import CHARACTER_SMOOTHING, MarkovChain, MixtureOfProducts
 
-__all__ = ["digits_ar", "digits_denoiser", "digits_mixture", "text_mlm", "quantise_digits",
+__all__ = ["digits_ar", "digits_denoiser", "digits_mixture", "text_mlm", "text_bigram",
+           "digits_gaussian", "quantise_digits",
            "digits_to_unit", "normalise_text", "encode_text", "decode_text", "load_weights",
            "DigitsAR", "DigitsDenoiser", "TextMLM"]
 
@@ -573,4 +580,104 @@ def digits_mixture():
     arrays, config = load_weights("digits_mixture")
     model = MixtureOfProducts(arrays["weights"], arrays["probs"])
     model.config = config
+    return model
+
+
+# -- draft models (fastspec.sample(..., draft=)) -----------------------------------------
+
+def text_bigram(smoothing=CHARACTER_SMOOTHING):
+    """A character bigram chain over :func:`text_mlm`'s vocabulary: its draft model.
+
+    ``T[a, b] = (1 - smoothing) C[a, b] / sum_b' C[a, b'] + smoothing / q``, with
+    ``C[a, b]`` the times character ``b`` follows ``a`` inside the training chunks
+    of :func:`text_mlm` (:func:`fastspec.train.data.text_split` of the normalised
+    Python documentation, which ships with CPython: nothing is downloaded),
+    started from its stationary law. Its any-order oracle is exact
+    (:class:`fastspec.models.MarkovChain`), so it drafts any order.
+
+    Parameters
+    ----------
+    smoothing : float in [0, 1], default 1e-3
+        Weight of the uniform row mixed into every transition row.
+
+    Returns
+    -------
+    MarkovChain
+        ``n`` and ``q`` of :func:`text_mlm`, ``alphabet`` its vocabulary, ``counts``
+        (q, q) int64 = C.
+
+    Raises
+    ------
+    FileNotFoundError
+        If text_mlm's weight file (which holds the vocabulary) is missing.
+
+    Examples
+    --------
+    >>> import fastspec
+    >>> from fastspec.models.pretrained import text_bigram, text_mlm
+    >>> model = text_mlm()
+    >>> res = fastspec.sample(model, draft=text_bigram(), seed=0)
+    >>> res.stats.draft_calls > 0
+    True
+    """
+    from ..train import data
+    config = load_weights("text_mlm")[1]
+    vocab, n = str(config["vocab"]), int(config["kwargs"]["n"])
+    q = len(vocab)
+    lookup = np.full(256, -1, dtype=np.int64)       # the normalised text is ASCII
+    lookup[np.frombuffer(vocab.encode("ascii"), np.uint8)] = np.arange(q)
+    # "\n" is not in the vocabulary: no pair spans two chunks.
+    text = "\n".join(data.text_split(data.python_doc_text())["train"])
+    ids = lookup[np.frombuffer(text.encode("ascii"), np.uint8)]
+    ok = (ids[:-1] >= 0) & (ids[1:] >= 0)
+    counts = np.bincount(ids[:-1][ok] * q + ids[1:][ok], minlength=q * q).reshape(q, q)
+    rows = counts.sum(axis=1, keepdims=True)
+    transition = (1.0 - smoothing) * counts / np.maximum(rows, 1) + smoothing / q
+    chain = MarkovChain(transition, n=n)
+    chain.alphabet = vocab
+    chain.counts = counts
+    return chain
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_moments():
+    from ..train import data
+    pixels, _ = data.digits_pixels()
+    train = digits_to_unit(pixels[data.digits_split()["train"]])
+    return train.mean(axis=0), np.cov(train, rowvar=False)
+
+
+def digits_gaussian():
+    """The best linear denoiser of the digits: the draft model of :func:`digits_denoiser`.
+
+    The posterior mean of ``x ~ N(mu, Sigma)``,
+    ``D(z, sigma) = mu + Sigma (Sigma + sigma^2 I)^-1 (z - mu)``, with ``mu`` and
+    ``Sigma`` the mean and covariance of the denoiser's training digits in its
+    units (``[-1, 1]``, :func:`digits_to_unit`): the best affine denoiser of any
+    data with those moments (:func:`fastspec.train.baselines.linear_denoiser`,
+    the "linear Gaussian" baseline of docs/PRETRAINED.md).
+
+    Returns
+    -------
+    DiffusionModel
+        ``dim = 64``; ``.mean`` (64,) and ``.cov`` (64, 64) float64.
+
+    Raises
+    ------
+    ImportError
+        Without scikit-learn (the digits) or scipy: ``pip install 'fastspec[train]'``.
+
+    Examples
+    --------
+    >>> import fastspec
+    >>> from fastspec.models.pretrained import digits_denoiser, digits_gaussian
+    >>> res = fastspec.sample(digits_denoiser(), draft=digits_gaussian(),
+    ...                       schedule=fastspec.schedules.ve(50, 80.0, 0.002), seed=0)
+    >>> res.samples.shape
+    (1, 64)
+    """
+    from ..train import baselines
+    mean, cov = _digits_moments()
+    model = DiffusionModel(baselines.linear_denoiser(mean, cov), dim=mean.shape[0])
+    model.mean, model.cov = mean, cov
     return model

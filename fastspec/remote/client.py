@@ -19,6 +19,9 @@ import threading
 
 import numpy as np
 
+from .._checks import check_int
+from ..diffusion.oracle import as_shape
+
 from .protocol import decode_response, encode_request
 
 __all__ = ["RemoteError", "Endpoint", "RemoteMarginals", "RemoteDenoiser", "ar_model",
@@ -70,8 +73,7 @@ class Endpoint:
         import httpx
         if not isinstance(model_name, str) or not model_name:
             raise TypeError(f"model_name must be a non-empty str, got {model_name!r}")
-        if not isinstance(retries, int) or isinstance(retries, bool) or retries < 0:
-            raise ValueError(f"retries must be an int >= 0, got {retries!r}")
+        check_int("retries", retries, 0)
         self.url = _base_url(url)
         self.model_name = model_name
         self.timeout = _check_seconds("timeout", timeout)
@@ -219,7 +221,10 @@ class RemoteDenoiser:
 def _names(names):
     if names is None:
         return dict(TENSOR_NAMES)
-    if not isinstance(names, dict) or not set(names) <= set(TENSOR_NAMES):
+    if not isinstance(names, dict):
+        raise TypeError(f"names must be a dict with keys among {sorted(TENSOR_NAMES)}, got "
+                        f"{names!r}")
+    if not set(names) <= set(TENSOR_NAMES):
         raise ValueError(f"names must be a dict with keys among {sorted(TENSOR_NAMES)}, got "
                          f"{names!r}")
     return dict(TENSOR_NAMES, **names)
@@ -304,10 +309,7 @@ def diffusion_model(url, model_name, *, shape, dtype="FP32", timeout=30.0, retri
     DiffusionModel(shape=(8, 8))
     """
     from .. import DiffusionModel
-    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-    if not shape or not all(isinstance(s, (int, np.integer)) and s >= 1 for s in shape):
-        raise ValueError(f"shape must be a positive int or a tuple of them, got {shape!r}")
-    shape = tuple(int(s) for s in shape)
+    shape = as_shape(shape)
     if dtype not in _FLOATS:
         raise ValueError(f"dtype must be 'FP32' or 'FP64', got {dtype!r}")
     oracle = RemoteDenoiser(Endpoint(url, model_name, timeout=timeout, retries=retries,

@@ -7,7 +7,7 @@ groups of consecutive samples, each drawn by its own thread through
 flight at once and one group's engine work runs while another waits for its
 answer (the HTTP wait releases the GIL). Sample ``i`` depends only on
 ``(seed, i)`` (:mod:`fastspec._seeds`), so the groups' results, put together by
-:func:`fastspec.distributed._combine` as Dask's chunks are, equal
+:func:`fastspec.cluster._combine` as Dask's chunks are, equal
 ``fastspec.sample``'s bit for bit whatever ``max_in_flight`` is.
 
 This lives here, not in :func:`fastspec.sample`, because it pays only when the
@@ -75,12 +75,13 @@ def sample(model, *, n_samples=1, seed=None, max_in_flight=1, **sample_kwargs):
     True
     """
     from .._seeds import as_seed_sequence
-    from ..api import _sample, check_count, check_n_samples
-    from ..distributed import _check_kwargs, _chunk_kwargs, _combine
+    from .._checks import check_int
+    from ..api import _sample, check_n_samples
+    from ..cluster import _check_kwargs, _chunk_kwargs, _combine
 
     t_start = time.perf_counter()
     n_samples = check_n_samples(n_samples)
-    groups = check_count("max_in_flight", max_in_flight, " (oracle rounds in flight)")
+    groups = check_int("max_in_flight", max_in_flight, 1, what=" (oracle rounds in flight)")
     _check_kwargs(n_samples, sample_kwargs, caller="fastspec.remote.sample")
     if groups == 1:
         return _sample(model, n_samples=n_samples, seed=seed, **sample_kwargs)

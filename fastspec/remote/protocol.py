@@ -74,34 +74,57 @@ def decode_response(body, headers):
     ValueError
         If the body is not a V2 inference response.
     """
+    return decode_tensors(body, headers, "outputs", "response")[1]
+
+
+def decode_request(body, headers):
+    """The JSON header and the input tensors of an inference request.
+
+    What the server reads instead of KServe's own parser, which turns every
+    binary input into a Python list before the model sees it (about 75% of the
+    server's time on a 2.4 MB context, measured with py-spy).
+
+    Returns
+    -------
+    header : dict
+    inputs : dict of str to (ndarray or None, str)
+        As :func:`decode_response` (None for a datatype fastspec does not read).
+    """
+    return decode_tensors(body, headers, "inputs", "request")
+
+
+def decode_tensors(body, headers, section, what):
+    """``(header, {name: (array, datatype)})`` of the tensors listed under ``section``."""
     length = headers.get(HEADER_LENGTH)
     n_header = int(length) if length is not None else len(body)
     try:
         header = json.loads(body[:n_header])
     except ValueError as exc:
-        raise ValueError(f"the answer is not a V2 inference response ({exc}): "
+        raise ValueError(f"the {what} is not a V2 inference {what} ({exc}): "
                          f"{body[:200]!r}") from None
-    if not isinstance(header, dict) or "outputs" not in header:
-        raise ValueError(f"the answer is not a V2 inference response: {body[:200]!r}")
+    if not isinstance(header, dict) or section not in header:
+        raise ValueError(f"the {what} is not a V2 inference {what}: {body[:200]!r}")
     tensors, offset = {}, n_header
-    for out in header["outputs"]:
+    for out in header[section]:
         datatype = out.get("datatype")
         shape = tuple(int(s) for s in out.get("shape", ()))
+        size = (out.get("parameters") or {}).get("binary_data_size")
         if datatype not in DATATYPES:
             tensors[out.get("name")] = (None, datatype)
-            size = (out.get("parameters") or {}).get("binary_data_size")
             offset += int(size or 0)
             continue
         dtype = DATATYPES[datatype]
-        size = (out.get("parameters") or {}).get("binary_data_size")
         if size is not None:
+            if offset + int(size) > len(body):
+                raise ValueError(f"tensor {out.get('name')!r} declares {size} bytes past the "
+                                 f"end of the {what}")
             array = np.frombuffer(body, dtype=dtype, count=int(size) // dtype.itemsize,
                                   offset=offset)
             offset += int(size)
         else:
             array = np.asarray(out.get("data", []), dtype=dtype)
         if array.size != int(np.prod(shape, dtype=np.int64)):
-            raise ValueError(f"output {out.get('name')!r} declares shape {list(shape)} but "
+            raise ValueError(f"tensor {out.get('name')!r} declares shape {list(shape)} but "
                              f"carries {array.size} values")
         tensors[out.get("name")] = (array.reshape(shape), datatype)
-    return tensors
+    return header, tensors

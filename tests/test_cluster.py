@@ -1,4 +1,4 @@
-"""fastspec.distributed.sample on a local Dask cluster of two worker processes.
+"""fastspec.cluster.sample on a local Dask cluster of two worker processes.
 
 The samples (and AR orders and log-probabilities) must be bit-identical to one
 ``fastspec.sample`` call with the same seed, for every method, chunking and
@@ -17,7 +17,7 @@ distributed = pytest.importorskip("distributed")
 
 import fastspec  # noqa: E402
 import fastspec._seeds  # noqa: E402
-import fastspec.distributed as fd  # noqa: E402
+import fastspec.cluster as fd  # noqa: E402
 from fastspec.models import CurieWeiss, PointCloud  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -202,9 +202,9 @@ def test_arguments_are_checked_on_the_client(client):
         fd.sample(curie_weiss, n_samples=2, client=client, model=curie_weiss())
     with pytest.raises(TypeError, match="unexpected keyword argument 'metod'"):
         fd.sample(curie_weiss, n_samples=2, client=client, metod="block")
-    with pytest.raises(ValueError, match="n_samples must be a positive int"):
+    with pytest.raises(ValueError, match="n_samples must be an int >= 1"):
         fd.sample(curie_weiss, n_samples=0, client=client)
-    with pytest.raises(ValueError, match="chunk_size must be None or a positive int"):
+    with pytest.raises(ValueError, match="chunk_size must be None or an int >= 1"):
         fd.sample(curie_weiss, n_samples=2, client=client, chunk_size=0)
     with pytest.raises(ValueError, match=r"given must have shape .* n_samples = 3"):
         fd.sample(curie_weiss, n_samples=3, client=client,
@@ -223,7 +223,7 @@ def test_default_chunk_size():
 def test_bench_measure_writes_csv(client, tmp_path):
     import csv
 
-    from fastspec.bench import distributed as bench
+    from fastspec.bench import cluster as bench
     factory = functools.partial(fastspec.models.NeuralAR, 8, hidden=8, layers=1)
     rows, samples = bench.measure(client, factory, 6, repeats=2, label="2 workers")
     assert samples.shape == (6, 8) and len(rows) == 2

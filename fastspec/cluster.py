@@ -1,4 +1,4 @@
-"""``fastspec.distributed.sample``: one call's samples drawn in chunks on Dask workers.
+"""``fastspec.cluster.sample``: one call's samples drawn in chunks on Dask workers.
 
 Sample ``i`` of a call is a function of ``(seed, i)`` alone (see
 :mod:`fastspec._seeds`), so a call can be cut into chunks of consecutive
@@ -35,7 +35,7 @@ def _import_distributed():
         import distributed
     except ImportError as exc:  # pragma: no cover - exercised only without dask installed
         raise ImportError(
-            "fastspec.distributed needs Dask's distributed scheduler: "
+            "fastspec.cluster needs Dask's distributed scheduler: "
             "pip install \"fastspec[distributed]\" (or dask[distributed])") from exc
     return distributed
 
@@ -47,7 +47,7 @@ def _get_client(client):
             return distributed.get_client()
         except ValueError:
             raise ValueError(
-                "fastspec.distributed.sample found no Dask client: pass client=..., or start "
+                "fastspec.cluster.sample found no Dask client: pass client=..., or start "
                 "one first, e.g. `from distributed import Client; client = Client()` for "
                 "worker processes on this machine, or `Client(\"tcp://scheduler:8786\")` for "
                 "an existing cluster") from None
@@ -59,11 +59,12 @@ def _get_client(client):
 
 
 def _check_chunk_size(chunk_size):
-    from .api import check_count
-    return check_count("chunk_size", chunk_size, " (samples per Dask task)", allow_none=True)
+    from ._checks import check_int
+    return check_int("chunk_size", chunk_size, 1, what=" (samples per Dask task)",
+                     allow_none=True)
 
 
-def _check_kwargs(n_samples, sample_kwargs, caller="fastspec.distributed.sample"):
+def _check_kwargs(n_samples, sample_kwargs, caller="fastspec.cluster.sample"):
     """Reject what :func:`fastspec.sample` would reject by name, on the client."""
     from .api import sample as local_sample
     for key in _RESERVED:
@@ -104,15 +105,11 @@ def default_chunk_size(n_samples, n_threads):
 
 def _worker_model(model_factory, token):
     """The model of ``model_factory`` in this worker process, built on first use."""
-    from .ar.oracle import ARModel
-    from .diffusion.oracle import DiffusionModel
+    from .api import check_model
     with _MODELS_LOCK:
         model = _MODELS.get(token)
         if model is None:
-            model = model_factory()
-            if not isinstance(model, (ARModel, DiffusionModel)):
-                raise TypeError(f"model_factory() must return a fastspec.ARModel or "
-                                f"fastspec.DiffusionModel, got {type(model).__name__}")
+            model = check_model(model_factory(), "model_factory() must return")
             _MODELS[token] = model
             while len(_MODELS) > MAX_CACHED_MODELS:
                 _MODELS.popitem(last=False)
@@ -247,8 +244,9 @@ def sample(model_factory, *, n_samples, seed=None, client=None, chunk_size=None,
         For an invalid argument, or when there is no client.
     TypeError
         If ``model_factory`` is not callable or does not return a fastspec
-        model, ``client`` is not a ``distributed.Client``, or a keyword is not
-        one of :func:`fastspec.sample`'s.
+        model, ``client`` is not a ``distributed.Client``, a keyword is not
+        one of :func:`fastspec.sample`'s, or an argument has the wrong type
+        (``n_samples``, ``chunk_size``, ``progress``: :mod:`fastspec._checks`).
     RuntimeError
         If a worker runs another fastspec version than the client (its samples
         could differ).
@@ -276,17 +274,18 @@ def sample(model_factory, *, n_samples, seed=None, client=None, chunk_size=None,
 
     Examples
     --------
-    >>> import functools, fastspec, fastspec.distributed
+    >>> import functools, fastspec, fastspec.cluster
     >>> from distributed import Client, LocalCluster  # doctest: +SKIP
     >>> client = Client(LocalCluster(n_workers=2, threads_per_worker=1))  # doctest: +SKIP
     >>> factory = functools.partial(fastspec.models.CurieWeiss, n=64)
-    >>> res = fastspec.distributed.sample(factory, n_samples=8, seed=0)  # doctest: +SKIP
+    >>> res = fastspec.cluster.sample(factory, n_samples=8, seed=0)  # doctest: +SKIP
     >>> res.samples.shape  # doctest: +SKIP
     (8, 64)
     """
     t_start = time.perf_counter()
     from . import __version__
     from ._seeds import as_seed_sequence
+    from ._checks import check_flag
     from .api import check_n_samples
 
     if not callable(model_factory):
@@ -298,8 +297,7 @@ def sample(model_factory, *, n_samples, seed=None, client=None, chunk_size=None,
     chunk_size = _check_chunk_size(chunk_size)
     _check_kwargs(n_samples, sample_kwargs)
     progress = sample_kwargs.pop("progress", False)
-    if not isinstance(progress, (bool, np.bool_)):
-        raise ValueError(f"progress must be True or False, got {progress!r}")
+    check_flag("progress", progress)
     client = _get_client(client)
     distributed = _import_distributed()
     from dask.base import tokenize
@@ -322,7 +320,7 @@ def sample(model_factory, *, n_samples, seed=None, client=None, chunk_size=None,
     bar = None
     if progress:
         from tqdm.auto import tqdm
-        bar = tqdm(total=n_samples, unit="sample", desc="fastspec.distributed")
+        bar = tqdm(total=n_samples, unit="sample", desc="fastspec.cluster")
     try:
         for future in distributed.as_completed(futures, loop=client.loop):
             result, version = future.result()

@@ -1,6 +1,6 @@
-"""Samples per second of :func:`fastspec.distributed.sample` with 1 and 2 local Dask workers.
+"""Samples per second of :func:`fastspec.cluster.sample` with 1 and 2 local Dask workers.
 
-``python -m fastspec.bench distributed`` starts a ``distributed.LocalCluster``
+``python -m fastspec.bench cluster`` starts a ``distributed.LocalCluster``
 of 1, then 2 worker processes (one thread each, ``NUMBA_NUM_THREADS=1``), draws
 the same samples on each with the default chunking, checks that they are
 bit-identical, and writes one row per timed run to ``docs/distributed.csv``.
@@ -44,12 +44,12 @@ def _worker_threads():
 
 
 def measure(client, factory, n_samples, *, method="block", repeats=2, seed=0, label=""):
-    """Time ``fastspec.distributed.sample`` on ``client``; one dict per run.
+    """Time ``fastspec.cluster.sample`` on ``client``; one dict per run.
 
     Every worker builds the model and loads the kernels first (one untimed call
     with a chunk per worker thread), so the timed runs measure sampling only.
     """
-    import fastspec.distributed as fd
+    import fastspec.cluster as fd
 
     threads = sum(client.nthreads().values())
     numba_threads = sorted(set(client.run(_worker_threads).values()))
@@ -90,7 +90,7 @@ def write_csv(rows, path):
 
 
 def run(out="docs", quick=False, workers=(1, 2), repeats=2):
-    """The measurement of ``python -m fastspec.bench distributed``; writes ``distributed.csv``."""
+    """The measurement of ``python -m fastspec.bench cluster``; writes ``distributed.csv``."""
     import distributed
 
     from fastspec.models import NeuralAR
