@@ -56,8 +56,9 @@ TINY = 1e-300
 # Integer columns: the slot is dead (no later row is used), the stop candidate's draft index
 # and round row (-1: none yet), whether row k kept the whole block (-1: not decided) and its
 # round row (-1: not kept).
-# The functions that take this tuple are not inlined by numba (inline="always"): numba 0.68
-# loses the writes of an inlined function through a tuple of arrays inside a prange loop.
+# The functions below take its arrays, not the tuple: numba 0.68 loses the writes of an
+# inlined function (inline="always") through a tuple of arrays inside a prange loop, so a
+# function that takes the tuple (kept_length) is compiled on its own.
 DEAD, CAND, CAND_ROW, ACCEPT, FULL_ROW = 0, 1, 2, 3, 4
 N_ISTATE = 5
 # Float columns: the running log pi (log prod rho for SRS) and its value at the stop
@@ -91,10 +92,9 @@ def keeps_whole(rule, log_pi, u):
     return rule != BLOCK and rule != SRS or u < math.exp(min(0.0, log_pi))
 
 
-@kernel
-def reset_slot(stream, a):
+@kernel(inline="always")
+def reset_slot(fstate, istate, a):
     """Clear slot ``a``'s streaming state before its block's rows arrive."""
-    _, fstate, istate = stream
     fstate[a, :] = 0.0
     istate[a, DEAD] = 0
     istate[a, CAND] = 0
@@ -103,16 +103,16 @@ def reset_slot(stream, a):
     istate[a, FULL_ROW] = -1
 
 
-@kernel
-def verify_draft_row(rule, stream, a, i, g, rho, log_rho, residual):
+@kernel(inline="always")
+def verify_draft_row(rule, u_stop, fstate, istate, a, i, g, rho, log_rho, residual):
     """The rule's decision at draft row ``i < k`` of slot ``a`` (round row ``g``).
 
     Parameters (what each rule reads of them)
     ----------
     rule : int
         ``TOKEN``, ``BLOCK``, ``SRS`` or ``UNVERIFIED``.
-    stream : tuple
-        ``(u_stop, fstate, istate)``, the streaming state (module comment).
+    u_stop, fstate, istate : ndarray
+        The streaming state (module comment).
     a, i, g : int
         Slot, draft index and round row.
     rho : float
@@ -130,7 +130,6 @@ def verify_draft_row(rule, stream, a, i, g, rho, log_rho, residual):
         of the row (the next draft if the block is cut there). Its running log sum is
         updated by the caller after this call.
     """
-    u_stop, fstate, istate = stream
     log_pi = fstate[a, LOG_PI]
     candidate = False
     if rule == BLOCK:
@@ -157,14 +156,13 @@ def verify_draft_row(rule, stream, a, i, g, rho, log_rho, residual):
     return candidate
 
 
-@kernel
-def verify_last_row(rule, stream, a, k, g):
+@kernel(inline="always")
+def verify_last_row(rule, u_stop, fstate, istate, a, k, g):
     """Row ``k`` of slot ``a`` (round row ``g``): whether the whole block is kept.
 
     Sets ``ACCEPT`` (and ``FULL_ROW = g`` when kept); the caller then keeps the
     row's answer (the next block's draft).
     """
-    u_stop, fstate, istate = stream
     keep = keeps_whole(rule, fstate[a, LOG_PI], u_stop[a, k])
     istate[a, ACCEPT] = 1 if keep else 0
     if keep:

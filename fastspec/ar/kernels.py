@@ -142,7 +142,7 @@ def draft_blocks(
     samples, t, k, _, _ = rnd
     draft, fresh = held[4], held[5]
     W, q_at = drafted
-    u_stop, fstate, _ = stream
+    u_stop, fstate, istate = stream
     for a in prange(samples.shape[0]):
         s = samples[a]
         for i in range(k[a]):
@@ -152,7 +152,7 @@ def draft_blocks(
             q_at[a, i] = draft[s, o, w]
         for i in range(k[a] + 1):
             u_stop[a, i] = next_double(rng, s)
-        reset_slot(stream, a)
+        reset_slot(fstate, istate, a)
         if fresh[s] and k[a] > 0:
             cand_target[a, :] = draft[s, t[a] % draft.shape[1], :]
             fstate[a, LOGP] = math.log(q_at[a, 0])
@@ -214,7 +214,7 @@ def _verify_row(rule, answer, start, rnd, held, drafted, stream, found, err, a, 
     samples, t, k, first_row, row_start = rnd
     orders, n_order, draft = held[1], held[3], held[4]
     W, q_at = drafted
-    fstate, istate = stream[1], stream[2]
+    u_stop, fstate, istate = stream
     cand_target, full_win, win_len = found[0], found[2], found[3]
     if istate[a, DEAD]:
         return False
@@ -222,7 +222,7 @@ def _verify_row(rule, answer, start, rnd, held, drafted, stream, found, err, a, 
     row = g - start
     i = g - row_start[a] + first_row[a]
     if i == k[a]:                                 # row k: kept whole?
-        if verify_last_row(rule, stream, a, k[a], g):
+        if verify_last_row(rule, u_stop, fstate, istate, a, k[a], g):
             first = t[a] + k[a]
             _copy_window(probs, row, orders, s, first, min(win_len[a], n_order[s] - first),
                          full_win[a], dense, first)
@@ -243,7 +243,7 @@ def _verify_row(rule, answer, start, rnd, held, drafted, stream, found, err, a, 
     if rule == BLOCK:
         residual = _block_residual(probs, row, cb, total, draft, s, (t[a] + i) % draft.shape[1],
                                    fstate[a, LOG_PI])
-    if verify_draft_row(rule, stream, a, i, g, rho, log_rho, residual):
+    if verify_draft_row(rule, u_stop, fstate, istate, a, i, g, rho, log_rho, residual):
         for y in range(draft.shape[2]):
             cand_target[a, y] = probs[row, cb, y] / total
     if p_w > 0.0:

@@ -227,7 +227,7 @@ def draft_blocks(
     samples, j, k, first_row, _ = rnd
     y, d_draft, fresh = chain[0], chain[1], chain[2]
     b, c = coef[1], coef[2]
-    u_stop, fstate, _ = stream
+    u_stop, fstate, istate = stream
     W_cur, n_drawn, W_cand, xi_cand = walk
     cand_D = found[0]
     track, ref_D = ref[0], ref[1]
@@ -235,7 +235,7 @@ def draft_blocks(
         s = samples[slot]
         for i in range(k[slot] + 1):
             u_stop[slot, i] = next_double(rng, s)
-        reset_slot(stream, slot)
+        reset_slot(fstate, istate, slot)
         cand_D[slot, :] = d_draft[s, :]   # fresh: row 0's denoiser value is the draft's
         W_cur[slot, :] = y[s, :]
         W_cand[slot, :] = y[s, :]         # the stop candidate's state, W_0 until a row says
@@ -305,7 +305,7 @@ def _verify_row(rule, den, start, rnd, chain, coef, drawn, stream, walk, found, 
     d_draft = chain[1]
     b, c = coef[1], coef[2]
     W_rows, xi_rows = drawn
-    fstate, istate = stream[1], stream[2]
+    u_stop, fstate, istate = stream
     W_cand, xi_cand = walk[2], walk[3]
     cand_D, full_D = found
     track, ref_D = ref[0], ref[1]
@@ -319,7 +319,7 @@ def _verify_row(rule, den, start, rnd, chain, coef, drawn, stream, walk, found, 
         istate[slot, DEAD] = 1
         return False
     if i == k[slot]:                              # row k: kept whole?
-        if verify_last_row(rule, stream, slot, k[slot], g):
+        if verify_last_row(rule, u_stop, fstate, istate, slot, k[slot], g):
             full_D[slot, :] = den[row, :]
         return True
     step = j[slot] + i
@@ -335,7 +335,7 @@ def _verify_row(rule, den, start, rnd, chain, coef, drawn, stream, walk, found, 
     residual = 0.0
     if rule == BLOCK:
         residual = residual_mass(math.sqrt(sq), fstate[slot, LOG_PI])
-    if verify_draft_row(rule, stream, slot, i, g, rho, log_rho, residual):
+    if verify_draft_row(rule, u_stop, fstate, istate, slot, i, g, rho, log_rho, residual):
         cand_D[slot, :] = den[row, :]
         W_cand[slot, :] = W_rows[row, :]
         xi_cand[slot, :] = xi_rows[row, :]
