@@ -17,6 +17,12 @@ residual masses ``R_i``:
   probability ``min(1, prod_i rho_i)``, else nothing; the caller then draws the
   block from the residual ``(mu_B - nu_B)_+`` by rejection (fastspec.ar.srs).
 * ``UNVERIFIED`` keeps every draft: not exact, the tests' negative control.
+
+Each decision is written once, here, and both pipelines' kernels call it:
+:func:`verify_draft_row` (row ``i < k``), :func:`verify_last_row` (row ``k``: kept
+whole?) and :func:`kept_length` (at settle: ``tau``, and the block-size update).
+What a pipeline computes for them (the ratio, the residual mass) and what it keeps
+of a row (the next draft) stay in its own kernels.
 """
 
 import math
