@@ -20,7 +20,7 @@ residual masses ``R_i``:
 
 Each decision is written once, here, and both pipelines' kernels call it:
 :func:`verify_draft_row` (row ``i < k``), :func:`verify_last_row` (row ``k``: kept
-whole?) and :func:`kept_length` (at settle: ``tau``, and the block-size update).
+whole?) and :func:`kept_length` (at settle: ``tau``).
 What a pipeline computes for them (the ratio, the residual mass) and what it keeps
 of a row (the next draft) stay in its own kernels.
 """
@@ -30,7 +30,6 @@ import math
 import numpy as np
 
 from ._jit import kernel
-from ._sizer import update as update_block_size
 
 #: Public methods. "auto" resolves to :data:`AUTO_METHOD`.
 METHODS = ("auto", "sequential", "token", "block", "srs")
@@ -63,8 +62,8 @@ TINY = 1e-300
 # and round row (-1: none yet), whether row k kept the whole block (-1: not decided) and its
 # round row (-1: not kept).
 # The functions below take its arrays, not the tuple: numba 0.68 loses the writes of an
-# inlined function (inline="always") through a tuple of arrays inside a prange loop, so a
-# function that takes the tuple (kept_length) is compiled on its own.
+# inlined function (inline="always") through a tuple of arrays inside a prange loop, and a
+# function compiled on its own costs a call (and a reference count per array) per row.
 DEAD, CAND, CAND_ROW, ACCEPT, FULL_ROW = 0, 1, 2, 3, 4
 N_ISTATE = 5
 # Float columns: the running log pi (log prod rho for SRS) and its value at the stop
@@ -176,18 +175,15 @@ def verify_last_row(rule, u_stop, fstate, istate, a, k, g):
     return keep
 
 
-@kernel
-def kept_length(rule, stream, sizer, a, s, k):
-    """Slot ``a``'s kept length ``tau`` (sample ``s``, block of ``k`` drafts) at settle.
+@kernel(inline="always")
+def kept_length(rule, u_stop, fstate, istate, a, k):
+    """Slot ``a``'s kept length ``tau`` (block of ``k`` drafts) at settle.
 
     Row ``k`` decided it if it was read; else (not asked, or the slot died
     before it) the block is kept whole with :func:`keeps_whole` unless the slot
     is dead. ``SRS`` keeps all or nothing: a rejected block returns -1 (the caller
-    redraws it from the residual). Records the outcome in the sample's block-size
-    state ``sizer`` (the tuple of :meth:`fastspec._sizer.BlockSizer.arrays`).
+    redraws it from the residual; the block-size update counts it as 0 kept).
     """
-    u_stop, fstate, istate = stream
-    mode, fixed, row_cost, k_state, mean, cuts, at_risk = sizer
     accept = istate[a, ACCEPT]
     if accept < 0:                                # row k was not asked (or never reached)
         if istate[a, DEAD]:
@@ -195,11 +191,8 @@ def kept_length(rule, stream, sizer, a, s, k):
         else:
             accept = 1 if keeps_whole(rule, fstate[a, LOG_PI], u_stop[a, k]) else 0
     if rule == SRS and accept == 0:
-        update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, k, 0)
         return -1
-    tau = k if accept == 1 else istate[a, CAND]
-    update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, k, tau)
-    return tau
+    return k if accept == 1 else istate[a, CAND]
 
 
 @kernel(inline="always")

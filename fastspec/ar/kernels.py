@@ -58,7 +58,7 @@ from .._rules import (BLOCK, CAND, CAND_LOG_PI, CAND_LOG_SUM, CAND_ROW, DEAD, FU
                       LOG_SUM, SRS, TINY, kept_length, reset_slot, rows_of_slot,
                       slots_of_rows, verify_draft_row, verify_last_row)
 from .._seeds import next_double, shuffle
-from .._sizer import FIXED
+from .._sizer import FIXED, update as update_block_size
 
 # The running log sum of the streaming state (fastspec._rules) is log p of the drafts read.
 LOGP, CAND_LOGP = LOG_SUM, CAND_LOG_SUM
@@ -207,15 +207,12 @@ def _block_residual(probs, row, cb, total, draft, s, o, log_pi):
     return residual
 
 
-@kernel
-def _verify_row(rule, answer, start, rnd, held, drafted, stream, found, err, a, g):
-    """Read round row ``g`` of slot ``a`` (:func:`verify_rows`); False: the slot reads no more."""
-    dense, probs, tol = answer
-    samples, t, k, first_row, row_start = rnd
-    orders, n_order, draft = held[1], held[3], held[4]
-    W, q_at = drafted
-    u_stop, fstate, istate = stream
-    cand_target, full_win, win_len = found[0], found[2], found[3]
+@kernel(inline="always")
+def _verify_row(rule, dense, probs, tol, start, samples, t, k, first_row, row_start, orders,
+                n_order, draft, W, q_at, u_stop, fstate, istate, cand_target, full_win, win_len,
+                err, a, g):
+    """Read round row ``g`` of slot ``a`` (:func:`verify_rows`, whose arrays these are);
+    False: the slot reads no more. (Arrays, not the state tuples: see fastspec._rules.)"""
     if istate[a, DEAD]:
         return False
     s = samples[a]
@@ -282,16 +279,19 @@ def verify_rows(
     block answers order indices ``t + i, t + i + 1, ..`` (the positions protocol,
     :meth:`fastspec.ar.sampler.ARSampler.request`).
     """
-    dense, probs = answer[0], answer[1]
-    samples, t, _, _, row_start = rnd
-    orders, n_order = held[1], held[3]
-    istate = stream[2]
-    cand_win, win_len = found[1], found[3]
+    dense, probs, tol = answer
+    samples, t, k, first_row, row_start = rnd
+    orders, n_order, draft = held[1], held[3], held[4]
+    W, q_at = drafted
+    u_stop, fstate, istate = stream
+    cand_target, cand_win, full_win, win_len = found
     slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for a in prange(slot_lo, slot_hi):
         r0, r1 = rows_of_slot(row_start, a, start, stop)
         for g in range(r0, r1):
-            if not _verify_row(rule, answer, start, rnd, held, drafted, stream, found, err, a, g):
+            if not _verify_row(rule, dense, probs, tol, start, samples, t, k, first_row,
+                               row_start, orders, n_order, draft, W, q_at, u_stop, fstate,
+                               istate, cand_target, full_win, win_len, err, a, g):
                 break
         s = samples[a]
         g = istate[a, CAND_ROW]
@@ -317,9 +317,8 @@ def _draw_residual(rng, s, weights, scale, target, draft_row):
 
 
 @kernel(inline="always")
-def _install_draft(held, a, s, new_t, k_next, window, window_row, tol, err):
+def _install_draft(orders, draft, a, s, new_t, k_next, window, window_row, tol, err):
     """Copy ``window[:k_next]`` (checked, normalised) into sample ``s``'s draft ring."""
-    orders, draft = held[1], held[4]
     for j in range(k_next):
         total, code = check_marginal(window[j], tol)
         if code != 0:
@@ -356,14 +355,15 @@ def settle_blocks(
     """
     samples, t, k, _, _ = rnd
     x, orders, n_free, n_order, draft, fresh, log_prob, progress = held
-    _, fstate, istate = stream
+    u_stop, fstate, istate = stream
     cand_target, cand_win, full_win, win_len = found
-    mode, fixed, k_state = sizer[0], sizer[1], sizer[3]
+    mode, fixed, row_cost, k_state, mean, cuts, at_risk = sizer
     for a in prange(samples.shape[0]):
         s = samples[a]
         kk = k[a]
-        tau = kept_length(rule, stream, sizer, a, s, kk)
+        tau = kept_length(rule, u_stop, fstate, istate, a, kk)
         tau_out[a] = tau
+        update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, max(tau, 0))
         if tau < 0:                               # redrawn from the residual by the caller
             continue
         for i in range(tau):
@@ -392,8 +392,8 @@ def settle_blocks(
             k_next = max(1, min(k_next, remaining, win_len[a]))   # (a draft model: 1)
         else:
             k_next = min(win_len[a], n_order[s] - new_t)
-        _install_draft(held, a, s, new_t, k_next, full_win[a] if tau == kk else cand_win[a],
-                       window_row, tol, err)
+        _install_draft(orders, draft, a, s, new_t, k_next,
+                       full_win[a] if tau == kk else cand_win[a], window_row, tol, err)
         if fresh[s] and remaining == 1 and n_order[s] == n_free[s] and err[a, 0] == 0:
             o = new_t % draft.shape[1]
             y = draw_categorical(draft[s, o], next_double(rng, s))

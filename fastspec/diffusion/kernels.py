@@ -58,6 +58,7 @@ from .._rules import (BLOCK, CAND_LOG_PI, CAND_LOG_SUM, DEAD, FULL_ROW, LOG_PI, 
                       TOKEN, kept_length, reset_slot, rows_of_slot, slots_of_rows,
                       verify_draft_row, verify_last_row)
 from .._seeds import fill_normals, next_double
+from .._sizer import update as update_block_size
 
 _SQRT2 = math.sqrt(2.0)
 
@@ -298,17 +299,12 @@ def _all_finite(v):
     return True
 
 
-@kernel
-def _verify_row(rule, den, start, rnd, chain, coef, drawn, stream, walk, found, err, ref, slot, g):
-    """Read round row ``g`` of ``slot`` (:func:`verify_rows`); False: the slot reads no more."""
-    samples, j, k, first_row, row_start = rnd
-    d_draft = chain[1]
-    b, c = coef[1], coef[2]
-    W_rows, xi_rows = drawn
-    u_stop, fstate, istate = stream
-    W_cand, xi_cand = walk[2], walk[3]
-    cand_D, full_D = found
-    track, ref_D = ref[0], ref[1]
+@kernel(inline="always")
+def _verify_row(rule, den, start, samples, j, k, first_row, row_start, d_draft, b, c, W_rows,
+                xi_rows, u_stop, fstate, istate, W_cand, xi_cand, cand_D, full_D, err, track,
+                ref_D, slot, g):
+    """Read round row ``g`` of ``slot`` (:func:`verify_rows`, whose arrays these are);
+    False: the slot reads no more. (Arrays, not the state tuples: see fastspec._rules.)"""
     if istate[slot, DEAD]:
         return False
     s = samples[slot]
@@ -371,13 +367,21 @@ def verify_rows(
     the running sum is ``log prod rho`` (uncapped) and the candidate is row 0
     (the denoiser at the block's start, which seeds the residual proposals).
     """
-    row_start = rnd[4]
+    samples, j, k, first_row, row_start = rnd
+    d_draft = chain[1]
+    b, c = coef[1], coef[2]
+    W_rows, xi_rows = drawn
+    u_stop, fstate, istate = stream
+    W_cand, xi_cand = walk[2], walk[3]
+    cand_D, full_D = found
+    track, ref_D = ref[0], ref[1]
     slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for slot in prange(slot_lo, slot_hi):
         r0, r1 = rows_of_slot(row_start, slot, start, stop)
         for g in range(r0, r1):
-            if not _verify_row(rule, den, start, rnd, chain, coef, drawn, stream, walk, found,
-                               err, ref, slot, g):
+            if not _verify_row(rule, den, start, samples, j, k, first_row, row_start, d_draft,
+                               b, c, W_rows, xi_rows, u_stop, fstate, istate, W_cand, xi_cand,
+                               cand_D, full_D, err, track, ref_D, slot, g):
                 break
 
 
@@ -405,15 +409,12 @@ def _residual_noise(rng, s, rule, xi, delta, sq, log_pi):
             return set_along(noise, delta, False, tt)
 
 
-@kernel
-def _cut_block(rng, rule, s, slot, tau, j, chain, coef, walk, fstate, cand_D, ref):
-    """Move sample ``s`` from its stop candidate (draft step ``tau``) by the residual step."""
-    y, d_draft = chain[0], chain[1]
-    a, b, c = coef
-    W_cand, xi_cand = walk[2], walk[3]
-    track, ref_D, log_ref = ref
+@kernel(inline="always")
+def _cut_block(rng, rule, s, slot, step, y, d_draft, a, b, c, W_cand, xi_cand, fstate, cand_D,
+               track, ref_D, log_ref):
+    """Move sample ``s`` from its stop candidate (at chain step ``step``) by the residual
+    step (:func:`settle_blocks`, whose arrays these are)."""
     dim = y.shape[1]
-    step = j + tau
     scale = b[step] / c[step]
     delta = np.empty(dim)
     sq = 0.0
@@ -456,9 +457,10 @@ def settle_blocks(
     samples, j, k, _, _ = rnd
     y, d_draft, fresh, progress, stop_at = chain
     a, b, c = coef
-    W_cur, n_drawn = walk[0], walk[1]
-    _, fstate, istate = stream
+    W_cur, n_drawn, W_cand, xi_cand = walk
+    u_stop, fstate, istate = stream
     cand_D, full_D = found
+    mode, fixed, row_cost, k_state, mean, cuts, at_risk = sizer
     track, ref_D, log_ref = ref
     dim = y.shape[1]
     for slot in prange(samples.shape[0]):
@@ -469,8 +471,9 @@ def settle_blocks(
             for i in range(n_drawn[slot], kk):
                 _take_step(rng, s, slot, j[slot] + i, W_cur, d_draft, coef, xi_rest)
             n_drawn[slot] = kk
-        tau = kept_length(rule, stream, sizer, slot, s, kk)
+        tau = kept_length(rule, u_stop, fstate, istate, slot, kk)
         tau_out[slot] = tau
+        update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, max(tau, 0))
         if tau < 0:                               # redrawn from the residual by the caller
             continue
         if tau == kk:
@@ -482,7 +485,8 @@ def settle_blocks(
                 d_draft[s, :] = full_D[slot, :]
             new_j = j[slot] + kk
         else:
-            _cut_block(rng, rule, s, slot, tau, j[slot], chain, coef, walk, fstate, cand_D, ref)
+            _cut_block(rng, rule, s, slot, j[slot] + tau, y, d_draft, a, b, c, W_cand, xi_cand,
+                       fstate, cand_D, track, ref_D, log_ref)
             fresh[s] = False
             new_j = j[slot] + tau + 1
         progress[s] = new_j
