@@ -210,3 +210,10 @@ def slots_of_rows(row_start, start, stop):
 def rows_of_slot(row_start, a, start, stop):
     """``(r0, r1)``: the rows of slot ``a`` inside ``start .. stop - 1``."""
     return max(start, row_start[a]), min(stop, row_start[a + 1])
+
+
+@kernel(inline="always")
+def row_of(samples, row_start, first_row, start, a, g):
+    """``(s, row, i)`` of round row ``g`` (slot ``a``): its sample, its index in the answer
+    of the call starting at round row ``start``, and its draft index."""
+    return samples[a], g - start, g - row_start[a] + first_row[a]

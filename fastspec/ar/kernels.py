@@ -55,7 +55,7 @@ from numba import prange
 
 from .._jit import kernel, twin
 from .._rules import (BLOCK, CAND, CAND_LOG_PI, CAND_LOG_SUM, CAND_ROW, DEAD, FULL_ROW, LOG_PI,
-                      LOG_SUM, SRS, TINY, kept_length, reset_slot, rows_of_slot,
+                      LOG_SUM, SRS, TINY, kept_length, reset_slot, row_of, rows_of_slot,
                       slots_of_rows, verify_draft_row, verify_last_row)
 from .._seeds import next_double, shuffle
 from .._sizer import FIXED, update as update_block_size
@@ -211,13 +211,12 @@ def _block_residual(probs, row, cb, total, draft, s, o, log_pi):
 def _verify_row(rule, dense, probs, tol, start, samples, t, k, first_row, row_start, orders,
                 n_order, draft, W, q_at, u_stop, fstate, istate, cand_target, full_win, win_len,
                 err, a, g):
-    """Read round row ``g`` of slot ``a`` (:func:`verify_rows`, whose arrays these are);
-    False: the slot reads no more. (Arrays, not the state tuples: see fastspec._rules.)"""
+    """Check and read the marginals of round row ``g`` of slot ``a`` (:func:`verify_rows`,
+    whose arrays these are: not its state tuples, see fastspec._rules); False: the slot
+    reads no more rows."""
     if istate[a, DEAD]:
         return False
-    s = samples[a]
-    row = g - start
-    i = g - row_start[a] + first_row[a]
+    s, row, i = row_of(samples, row_start, first_row, start, a, g)
     if i == k[a]:                                 # row k: kept whole?
         if verify_last_row(rule, u_stop, fstate, istate, a, k[a], g):
             first = t[a] + k[a]

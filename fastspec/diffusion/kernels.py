@@ -55,7 +55,7 @@ from numba import prange
 
 from .._jit import kernel, twin
 from .._rules import (BLOCK, CAND_LOG_PI, CAND_LOG_SUM, DEAD, FULL_ROW, LOG_PI, LOG_SUM, TINY,
-                      TOKEN, kept_length, reset_slot, rows_of_slot, slots_of_rows,
+                      TOKEN, kept_length, reset_slot, row_of, rows_of_slot, slots_of_rows,
                       verify_draft_row, verify_last_row)
 from .._seeds import fill_normals, next_double
 from .._sizer import update as update_block_size
@@ -303,13 +303,11 @@ def _all_finite(v):
 def _verify_row(rule, den, start, samples, j, k, first_row, row_start, d_draft, b, c, W_rows,
                 xi_rows, u_stop, fstate, istate, W_cand, xi_cand, cand_D, full_D, err, track,
                 ref_D, slot, g):
-    """Read round row ``g`` of ``slot`` (:func:`verify_rows`, whose arrays these are);
-    False: the slot reads no more. (Arrays, not the state tuples: see fastspec._rules.)"""
+    """The denoiser's answer at round row ``g`` of ``slot``, read by the rule
+    (:func:`verify_rows`'s arrays); False: the slot reads no more rows."""
     if istate[slot, DEAD]:
         return False
-    s = samples[slot]
-    row = g - start
-    i = g - row_start[slot] + first_row[slot]
+    s, row, i = row_of(samples, row_start, first_row, start, slot, g)
     if not _all_finite(den[row]):
         err[slot, 0], err[slot, 1], err[slot, 2] = 1, g, j[slot] + i
         istate[slot, DEAD] = 1
