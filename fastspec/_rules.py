@@ -17,6 +17,12 @@ residual masses ``R_i``:
   probability ``min(1, prod_i rho_i)``, else nothing; the caller then draws the
   block from the residual ``(mu_B - nu_B)_+`` by rejection (fastspec.ar.srs).
 * ``UNVERIFIED`` keeps every draft: not exact, the tests' negative control.
+
+Each decision is written once, here, and both pipelines' kernels call it:
+:func:`verify_draft_row` (row ``i < k``), :func:`verify_last_row` (row ``k``: kept
+whole?) and :func:`kept_length` (at settle: ``tau``).
+What a pipeline computes for them (the ratio, the residual mass) and what it keeps
+of a row (the next draft) stay in its own kernels.
 """
 
 import math
@@ -46,12 +52,25 @@ RULES = {"token": TOKEN, "block": BLOCK}
 #: A residual mass below this is an event of probability ~0: draw from the target instead.
 TINY = 1e-300
 
-# Per-slot streaming state both pipelines keep while a round's rows arrive: integer
-# columns of ``istate``; column 0 of ``fstate`` is the running log pi (log prod rho
-# for SRS), the pipelines add their own float columns after it.
+# Per-slot streaming state both pipelines keep while a round's rows arrive, the tuple
+# ``stream = (u_stop, fstate, istate)`` of the kernels:
+#   u_stop: float64 (A, k_max + 1)  slot a's stop uniforms: u_stop[a, i] decides row i < k,
+#                                   u_stop[a, k] whether the whole block is kept
+#   fstate: float64 (A, N_FSTATE)   columns below
+#   istate: int64 (A, N_ISTATE)     columns below
+# Integer columns: the slot is dead (no later row is used), the stop candidate's draft index
+# and round row (-1: none yet), whether row k kept the whole block (-1: not decided) and its
+# round row (-1: not kept).
+# The functions below take its arrays, not the tuple: numba 0.68 loses the writes of an
+# inlined function (inline="always") through a tuple of arrays inside a prange loop, and a
+# function compiled on its own costs a call (and a reference count per array) per row.
 DEAD, CAND, CAND_ROW, ACCEPT, FULL_ROW = 0, 1, 2, 3, 4
 N_ISTATE = 5
-LOG_PI = 0
+# Float columns: the running log pi (log prod rho for SRS) and its value at the stop
+# candidate; a running log sum of the pipeline's own (AR: log p of the drafts read so far,
+# diffusion: the srs proposals' log mu / nu) and its value at the stop candidate.
+LOG_PI, CAND_LOG_PI, LOG_SUM, CAND_LOG_SUM = 0, 1, 2, 3
+N_FSTATE = 4
 
 
 def check_method(method):
@@ -90,6 +109,93 @@ def reset_slot(fstate, istate, a):
 
 
 @kernel(inline="always")
+def verify_draft_row(rule, u_stop, fstate, istate, a, i, g, rho, log_rho, residual):
+    """The rule's decision at draft row ``i < k`` of slot ``a`` (round row ``g``).
+
+    Parameters (what each rule reads of them)
+    ----------
+    rule : int
+        ``TOKEN``, ``BLOCK``, ``SRS`` or ``UNVERIFIED``.
+    u_stop, fstate, istate : ndarray
+        The streaming state (module comment).
+    a, i, g : int
+        Slot, draft index and round row.
+    rho : float
+        ``TOKEN``: the ratio ``p_i(W_i) / q_i(W_i)``, kept with probability ``min(1, rho)``.
+    log_rho : float
+        ``BLOCK`` and ``SRS``: ``log rho`` (``-inf`` when ``rho = 0``: no later row is used).
+    residual : float
+        ``BLOCK``: the residual mass ``R_i`` at the running ``pi`` (before this row).
+
+    Returns
+    -------
+    bool
+        Whether row ``i`` is the slot's new stop candidate (``CAND``, ``CAND_ROW``,
+        ``CAND_LOG_PI`` and ``CAND_LOG_SUM`` are then set); the caller keeps what it needs
+        of the row (the next draft if the block is cut there). Its running log sum is
+        updated by the caller after this call.
+    """
+    log_pi = fstate[a, LOG_PI]
+    candidate = False
+    if rule == BLOCK:
+        candidate = u_stop[a, i] < stop_probability(residual, log_pi)
+        if candidate:
+            fstate[a, CAND_LOG_PI] = log_pi
+    elif rule == TOKEN:
+        candidate = not u_stop[a, i] < rho
+    elif rule == SRS:
+        candidate = i == 0
+    if candidate:
+        istate[a, CAND] = i
+        istate[a, CAND_ROW] = g
+        fstate[a, CAND_LOG_SUM] = fstate[a, LOG_SUM]
+        if rule == TOKEN:
+            istate[a, DEAD] = 1                   # rows after the first rejection are unused
+    if rule == BLOCK or rule == SRS:
+        if log_rho == -math.inf:
+            istate[a, DEAD] = 1                   # pi = 0: no later row can be used
+        elif rule == BLOCK:
+            fstate[a, LOG_PI] = min(0.0, log_pi + log_rho)
+        else:
+            fstate[a, LOG_PI] = log_pi + log_rho
+    return candidate
+
+
+@kernel(inline="always")
+def verify_last_row(rule, u_stop, fstate, istate, a, k, g):
+    """Row ``k`` of slot ``a`` (round row ``g``): whether the whole block is kept.
+
+    Sets ``ACCEPT`` (and ``FULL_ROW = g`` when kept); the caller then keeps the
+    row's answer (the next block's draft).
+    """
+    keep = keeps_whole(rule, fstate[a, LOG_PI], u_stop[a, k])
+    istate[a, ACCEPT] = 1 if keep else 0
+    if keep:
+        istate[a, FULL_ROW] = g
+    return keep
+
+
+@kernel(inline="always")
+def kept_length(rule, u_stop, fstate, istate, a, k):
+    """Slot ``a``'s kept length ``tau`` (block of ``k`` drafts) at settle.
+
+    Row ``k`` decided it if it was read; else (not asked, or the slot died
+    before it) the block is kept whole with :func:`keeps_whole` unless the slot
+    is dead. ``SRS`` keeps all or nothing: a rejected block returns -1 (the caller
+    redraws it from the residual; the block-size update counts it as 0 kept).
+    """
+    accept = istate[a, ACCEPT]
+    if accept < 0:                                # row k was not asked (or never reached)
+        if istate[a, DEAD]:
+            accept = 0
+        else:
+            accept = 1 if keeps_whole(rule, fstate[a, LOG_PI], u_stop[a, k]) else 0
+    if rule == SRS and accept == 0:
+        return -1
+    return k if accept == 1 else istate[a, CAND]
+
+
+@kernel(inline="always")
 def slots_of_rows(row_start, start, stop):
     """``(lo, hi)``: slots ``lo .. hi - 1`` own the round's rows ``start .. stop - 1``.
 
@@ -104,3 +210,10 @@ def slots_of_rows(row_start, start, stop):
 def rows_of_slot(row_start, a, start, stop):
     """``(r0, r1)``: the rows of slot ``a`` inside ``start .. stop - 1``."""
     return max(start, row_start[a]), min(stop, row_start[a + 1])
+
+
+@kernel(inline="always")
+def row_of(samples, row_start, first_row, start, a, g):
+    """``(s, row, i)`` of round row ``g`` (slot ``a``): its sample, its index in the answer
+    of the call starting at round row ``start``, and its draft index."""
+    return samples[a], g - start, g - row_start[a] + first_row[a]

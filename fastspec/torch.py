@@ -225,6 +225,93 @@ def _as_attention_mask(attention_mask, length):
     return mask.astype(np.int64)
 
 
+def _logits_at(module, dev, att_t, length):
+    """``forward(ids, where)`` of :func:`masked_lm`: the module's logits ``(m, W, V)`` at token
+    positions ``where`` ``(m, W)`` of the rows ``ids`` ``(m, L)`` (``where`` None: all ``L``).
+
+    With transformers' ``get_output_embeddings()``, a hook on that output layer keeps only the
+    hidden states at ``where`` before it, so the logits are computed there only; else the
+    logits are sliced.
+    """
+    head = getattr(module, "get_output_embeddings", None)
+    head = head() if callable(head) else None
+    if not isinstance(head, torch.nn.Module):
+        head = None
+
+    def forward(ids, where=None):
+        """Logits (m, W, V) at token positions ``where`` (m, W) (None: all L)."""
+        batch = torch.as_tensor(ids, dtype=torch.long, device=dev)
+        kwargs = {} if att_t is None else {"attention_mask": att_t.expand(batch.shape[0], -1)}
+        hook = None
+        if where is not None and head is not None:
+            index = torch.as_tensor(where, device=dev)
+
+            def gather(_, args):   # hidden states (m, L, H) -> (m, W, H) before the head
+                h = args[0]
+                picked = h[torch.arange(h.shape[0], device=h.device)[:, None],
+                           index.to(h.device)]
+                return (picked,) + tuple(args[1:])
+            hook = head.register_forward_pre_hook(gather)
+        try:
+            logits = _output_tensor(module(batch, **kwargs), "logits", "logits (K, L, V)")
+        finally:
+            if hook is not None:
+                hook.remove()
+        m = batch.shape[0]
+        width = length if where is None or head is None else where.shape[1]
+        if logits.ndim != 3 or tuple(logits.shape[:2]) != (m, width):
+            raise OracleError(f"module returned logits of shape {tuple(logits.shape)} for {m} "
+                              f"rows of length {length}; expected (K, L, V) = ({m}, {length}, V)")
+        if where is not None and head is None:
+            logits = logits[torch.arange(m, device=logits.device)[:, None],
+                            torch.as_tensor(where, device=logits.device)]
+        return logits
+
+    return forward
+
+
+def _check_vocab_hint(module, mask_id, tpl, sym):
+    """With transformers' ``config.vocab_size``, check the token ids before the first call."""
+    hint = getattr(getattr(module, "config", None), "vocab_size", None)
+    if isinstance(hint, int):
+        for what, ids in (("mask_id", np.array([mask_id])), ("template", tpl),
+                          ("symbols", sym if sym is not None else np.zeros(0, np.int64))):
+            if ids.size and int(ids.max()) >= hint:
+                raise ValueError(f"{what} must hold token ids < V = {hint} (the model's "
+                                 f"config.vocab_size), got {int(ids.max())}")
+
+
+def _symbols_in_vocabulary(sym, mask_id, vocab):
+    """The symbols' token ids checked against the logits' vocabulary size ``vocab`` (``sym``
+    None: the whole vocabulary, the mask token included, which gets probability 0)."""
+    if sym is None:
+        if mask_id >= vocab:
+            raise ValueError(f"mask_id = {mask_id} must be < V = {vocab}, the vocabulary size "
+                             "of the module's logits")
+        return np.arange(vocab, dtype=np.int64)
+    if int(sym.max()) >= vocab:
+        raise ValueError(f"symbols must be token ids < V = {vocab} (the vocabulary size of the "
+                         f"module's logits), got {int(sym.max())} (symbol "
+                         f"{int(np.argmax(sym))}); pass the token ids the model uses")
+    return sym
+
+
+def _free_positions(free):
+    """int64 ``(K, W)``: the free positions of each row of ``free`` (bool ``(K, n)``), in
+    order, padded with -1 (``W`` the most free positions of a row, at least 1).
+
+    Only the free positions are asked for: pinned rows are ignored, and a real vocabulary
+    makes every logit row expensive.
+    """
+    k = free.shape[0]
+    width = int(free.sum(axis=1).max(initial=0))
+    want = np.full((k, max(width, 1)), -1, dtype=np.int64)
+    order = np.argsort(~free, axis=1, kind="stable")[:, :width]
+    keep = np.take_along_axis(free, order, axis=1)
+    want[:, :width] = np.where(keep, order, -1)
+    return want
+
+
 def masked_lm(module, *, mask_id, n=None, q=None, symbols=None, template=None,
               attention_mask=None, max_rows=None, device=None):
     """A masked (any-order) language model as a fastspec :class:`~fastspec.ARModel`.
@@ -336,60 +423,12 @@ def masked_lm(module, *, mask_id, n=None, q=None, symbols=None, template=None,
     rows = _as_max_rows(max_rows)
     dev, _ = _placement(module, device)
     att_t = None if att is None else torch.as_tensor(att, device=dev)
-    head = getattr(module, "get_output_embeddings", None)
-    head = head() if callable(head) else None
-    if not isinstance(head, torch.nn.Module):
-        head = None
-
-    def forward(ids, where=None):
-        """Logits (m, W, V) at token positions ``where`` (m, W) (None: all L)."""
-        batch = torch.as_tensor(ids, dtype=torch.long, device=dev)
-        kwargs = {} if att_t is None else {"attention_mask": att_t.expand(batch.shape[0], -1)}
-        hook = None
-        if where is not None and head is not None:
-            index = torch.as_tensor(where, device=dev)
-
-            def gather(_, args):   # hidden states (m, L, H) -> (m, W, H) before the head
-                h = args[0]
-                picked = h[torch.arange(h.shape[0], device=h.device)[:, None],
-                           index.to(h.device)]
-                return (picked,) + tuple(args[1:])
-            hook = head.register_forward_pre_hook(gather)
-        try:
-            logits = _output_tensor(module(batch, **kwargs), "logits", "logits (K, L, V)")
-        finally:
-            if hook is not None:
-                hook.remove()
-        m = batch.shape[0]
-        width = length if where is None or head is None else where.shape[1]
-        if logits.ndim != 3 or tuple(logits.shape[:2]) != (m, width):
-            raise OracleError(f"module returned logits of shape {tuple(logits.shape)} for {m} "
-                              f"rows of length {length}; expected (K, L, V) = ({m}, {length}, V)")
-        if where is not None and head is None:
-            logits = logits[torch.arange(m, device=logits.device)[:, None],
-                            torch.as_tensor(where, device=logits.device)]
-        return logits
-
-    hint = getattr(getattr(module, "config", None), "vocab_size", None)
-    if isinstance(hint, int):          # transformers' config: check ids before the first call
-        for what, ids in (("mask_id", np.array([mask_id])), ("template", tpl),
-                          ("symbols", sym if sym is not None else np.zeros(0, np.int64))):
-            if ids.size and int(ids.max()) >= hint:
-                raise ValueError(f"{what} must hold token ids < V = {hint} (the model's "
-                                 f"config.vocab_size), got {int(ids.max())}")
+    forward = _logits_at(module, dev, att_t, length)
+    _check_vocab_hint(module, mask_id, tpl, sym)
     probe_ids = np.where(tpl >= 0, tpl, mask_id)
     first = _check_deterministic(lambda ids: forward(ids),
                                  lambda k: np.repeat(probe_ids[None], k, axis=0))
-    vocab = int(first.shape[2])
-    if whole:
-        sym = np.arange(vocab, dtype=np.int64)
-        if mask_id >= vocab:
-            raise ValueError(f"mask_id = {mask_id} must be < V = {vocab}, the vocabulary size "
-                             "of the module's logits")
-    elif int(sym.max()) >= vocab:
-        raise ValueError(f"symbols must be token ids < V = {vocab} (the vocabulary size of the "
-                         f"module's logits), got {int(sym.max())} (symbol "
-                         f"{int(np.argmax(sym))}); pass the token ids the model uses")
+    sym = _symbols_in_vocabulary(sym, mask_id, int(first.shape[2]))
     q = sym.shape[0]
     sym_index = None if whole else torch.as_tensor(sym, device=dev)
     out_dtype = np.float32 if q > FLOAT32_ABOVE else np.float64
@@ -401,18 +440,8 @@ def masked_lm(module, *, mask_id, n=None, q=None, symbols=None, template=None,
         ctx = np.asarray(ctx)
         k = ctx.shape[0]
         free = ctx < 0
-        if positions is None:
-            # only the free positions: pinned rows are ignored, and a real vocabulary
-            # makes every logit row expensive
-            width = int(free.sum(axis=1).max(initial=0))
-            want = np.full((k, max(width, 1)), -1, dtype=np.int64)
-            order = np.argsort(~free, axis=1, kind="stable")[:, :width]
-            keep = np.take_along_axis(free, order, axis=1)
-            want[:, :width] = np.where(keep, order, -1)
-            probs = np.zeros((k, n, q), dtype=out_dtype)
-        else:
-            want = np.asarray(positions, dtype=np.int64)
-            probs = np.zeros(want.shape + (q,), dtype=out_dtype)
+        want = _free_positions(free) if positions is None else np.asarray(positions, np.int64)
+        probs = np.zeros(((k, n) if positions is None else want.shape) + (q,), dtype=out_dtype)
         ids = np.repeat(np.where(tpl >= 0, tpl, mask_id)[None], k, axis=0)
         tokens = sym[np.maximum(ctx, 0)]
         ids[:, slots] = np.where(free, mask_id, tokens)
@@ -521,6 +550,58 @@ def _infer_shape(module):
     raise ValueError("give shape (the shape of one sample, e.g. (3, 32, 32)) or dim; it "
                      f"cannot be read from {type(module).__name__} (no config.in_channels and "
                      "config.sample_size)")
+
+
+def _sample_shape(module, shape, dim):
+    """The shape of one sample from ``shape`` or ``dim`` (see :func:`denoiser`)."""
+    if shape is None and dim is None:
+        shape = _infer_shape(module)
+    if shape is None:
+        return (check_int("dim", dim, 1),)
+    shape = as_shape(shape)
+    if dim is not None and check_int("dim", dim, 1) != math.prod(shape):
+        raise ValueError(f"dim = {dim} disagrees with shape = {shape}; give one of them")
+    return shape
+
+
+def _prediction_of(prediction, alphas_cumprod, scheduler):
+    """``(prediction, fix, sigmas, pure)`` of :func:`denoiser`'s arguments.
+
+    ``fix``: the scheduler's treatment of the x0 estimate (None without one);
+    ``sigmas``: float64 ``(T,)`` noise level of each trained timestep (None for
+    "x0"); ``pure``: the table ends at zero terminal SNR (its last timestep,
+    left out of ``sigmas``, is pure noise).
+    """
+    fix = None
+    zero_last = False
+    if scheduler is not None:
+        if alphas_cumprod is not None:
+            raise ValueError("give scheduler or alphas_cumprod, not both (the scheduler holds "
+                             "its alphas_cumprod)")
+        kind, alphas_cumprod, fix = _from_scheduler(scheduler)
+        if prediction is not None and prediction != kind:
+            raise ValueError(f"prediction = {prediction!r} disagrees with the scheduler's "
+                             f"prediction_type (which is {kind!r} here); drop prediction")
+        prediction, zero_last = kind, True
+    if prediction not in PREDICTIONS:
+        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r} "
+                         "(diffusers' 'epsilon' is 'eps', its 'v_prediction' is 'v'; or pass "
+                         "scheduler=)")
+    if prediction == "x0":
+        if alphas_cumprod is not None:
+            raise ValueError("alphas_cumprod is for prediction='eps', 'v' or 'sample' (a "
+                             "discrete-time model); an 'x0' module takes sigma itself: drop "
+                             "alphas_cumprod")
+        return prediction, fix, None, False
+    if alphas_cumprod is None:
+        raise ValueError(f"prediction={prediction!r} needs alphas_cumprod, the (T,) table "
+                         "the model was trained on (diffusers: scheduler.alphas_cumprod), "
+                         "or scheduler=")
+    abar = _as_alphas_cumprod(alphas_cumprod, zero_last=zero_last)
+    pure = abar[-1] == 0                       # zero terminal SNR: t = T-1 is pure noise
+    table = abar[:-1] if pure else abar
+    # the very expression schedules.ddpm uses, so its sigmas land on integer timesteps
+    return prediction, fix, np.sqrt((1.0 - table) / table), pure
 
 
 def denoiser(module, *, shape=None, dim=None, prediction=None, alphas_cumprod=None,
@@ -637,47 +718,13 @@ def denoiser(module, *, shape=None, dim=None, prediction=None, alphas_cumprod=No
     (3, 2, 3)
     """
     _check_module(module)
-    if shape is None and dim is None:
-        shape = _infer_shape(module)
-    if shape is not None:
-        shape = as_shape(shape)
-        if dim is not None and check_int("dim", dim, 1) != math.prod(shape):
-            raise ValueError(f"dim = {dim} disagrees with shape = {shape}; give one of them")
-    else:
-        shape = (check_int("dim", dim, 1),)
-    fix = None
-    zero_last = False
-    if scheduler is not None:
-        if alphas_cumprod is not None:
-            raise ValueError("give scheduler or alphas_cumprod, not both (the scheduler holds "
-                             "its alphas_cumprod)")
-        kind, alphas_cumprod, fix = _from_scheduler(scheduler)
-        if prediction is not None and prediction != kind:
-            raise ValueError(f"prediction = {prediction!r} disagrees with the scheduler's "
-                             f"prediction_type (which is {kind!r} here); drop prediction")
-        prediction, zero_last = kind, True
-    if prediction not in PREDICTIONS:
-        raise ValueError(f"prediction must be one of {PREDICTIONS}, got {prediction!r} "
-                         "(diffusers' 'epsilon' is 'eps', its 'v_prediction' is 'v'; or pass "
-                         "scheduler=)")
-    if prediction == "x0":
-        if alphas_cumprod is not None:
-            raise ValueError("alphas_cumprod is for prediction='eps', 'v' or 'sample' (a "
-                             "discrete-time model); an 'x0' module takes sigma itself: drop "
-                             "alphas_cumprod")
-        log_sigmas, pure = None, False
-    else:
-        if alphas_cumprod is None:
-            raise ValueError(f"prediction={prediction!r} needs alphas_cumprod, the (T,) table "
-                             "the model was trained on (diffusers: scheduler.alphas_cumprod), "
-                             "or scheduler=")
-        abar = _as_alphas_cumprod(alphas_cumprod, zero_last=zero_last)
-        pure = abar[-1] == 0                   # zero terminal SNR: t = T-1 is pure noise
-        table = abar[:-1] if pure else abar
-        # the very expression schedules.ddpm uses, so its sigmas land on integer timesteps
-        sigmas = np.sqrt((1.0 - table) / table)
+    shape = _sample_shape(module, shape, dim)
+    prediction, fix, sigmas, pure = _prediction_of(prediction, alphas_cumprod, scheduler)
+    if sigmas is not None:
         log_sigmas = np.log(sigmas)
         sigma_lo, sigma_hi = float(sigmas[0]), float(sigmas[-1])
+    else:
+        log_sigmas = None
     rows = _as_max_rows(max_rows)
     dev, dtype = _placement(module, device)
     # a 16-bit float cannot hold every timestep (999 -> 1000.0, 257 -> 256 in bf16)

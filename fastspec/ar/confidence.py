@@ -499,7 +499,7 @@ class ConfidenceSampler(SamplerBase):
         (r.samples, r.t, r.k, r.first_row, r.row_start, _, k_max,
          _) = plan_round(self.sizer, self.steps, self.n_free, self.waiting, self.n_free,
                          self.has_draft, self.fresh, zeros, self.log)
-        A, n, q = r.samples.size, self.model.n, self.model.q
+        A, q = r.samples.size, self.model.q
         if A == 0:
             return 0
         r.D = np.zeros((A, k_max), dtype=np.int64)

@@ -147,8 +147,8 @@ class DraftedARSampler(ARSampler):
             step_row[:] = i          # fill_contexts: each active slot's one row is its C_i
             for start, stop in self.drafter.chunks(slots.size, row_bytes):
                 ctx = np.empty((stop - start, n), dtype=np.int64)
-                kernels.fill_contexts(self.parallel, self.x, r.samples, r.t, self.orders, r.W,
-                                      step_row, row_start, start, ctx)
+                kernels.fill_contexts(self.parallel, (r.samples, r.t, r.k, step_row, row_start),
+                                      self._held(), r.W, start, ctx)
                 part = slots[start:stop]
                 args = ctx
                 if model.positions:
@@ -180,8 +180,8 @@ class DraftedARSampler(ARSampler):
         for start, stop in self.drafter.chunks(slots.size, row_bytes):
             part = slots[start:stop]
             ctx = np.empty((stop - start, n), dtype=np.int64)
-            kernels.fill_contexts(self.parallel, self.x, r.samples, r.t, self.orders, r.W,
-                                  step_row, row_start, start, ctx)
+            kernels.fill_contexts(self.parallel, (r.samples, r.t, r.k, step_row, row_start),
+                                  self._held(), r.W, start, ctx)
             # A stale p_i was read at the context before the last residual symbol: ask c_0
             # there too, so that c_i / c_0 also carries that symbol's effect.
             stale = np.flatnonzero(~self.fresh[r.samples[part]])

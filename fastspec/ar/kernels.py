@@ -16,6 +16,36 @@ block's draft. The draft marginals are kept by order index, not position: sample
 at least the longest block or window in flight), so a sample holds ``O(C q)``,
 not ``O(n q)``. Row ``i = 0`` is not asked when the draft is fresh (it would
 return the draft itself), nor row ``k`` when the block ends the sequence.
+
+State tuples passed to the kernels (``S`` samples, ``A`` slots of the round,
+``n`` positions, ``q`` symbols, ``C`` ring rows, ``k_max`` the round's longest
+block, ``w_max`` its longest window)::
+
+    rnd = (samples, t, k, first_row, row_start)            the round (fastspec._sizer)
+      samples: int64 (A,)        sample in each slot
+      t: int64 (A,)              its progress: order indices drawn before the block
+      k: int64 (A,)              its block's draft count
+      first_row: int64 (A,)      first row asked (1 when the draft is fresh, else 0)
+      row_start: int64 (A + 1,)  slot a owns the round's rows row_start[a] .. row_start[a+1]-1
+    held = (x, orders, n_free, n_order, draft, fresh, log_prob, progress)   per sample
+      x: int64 (S, n)            the sample (-1 at positions not drawn yet)
+      orders: int64 (S, n)       its order of positions, -1 padded
+      n_free: int64 (S,)         order indices it draws
+      n_order: int64 (S,)        order indices it holds (srs proposals: > n_free)
+      draft: float64 (S, C, q)   draft marginal of order index o at draft[s, o % C]
+      fresh: bool (S,)           the draft at t is the exact marginal there
+      log_prob: float64 (S,)     log probability of the values drawn
+      progress: int64 (S,)       order indices drawn
+    drafted = (W, q_at)                                    per slot
+      W: int64 (A, k_max)        draft values W_i
+      q_at: float64 (A, k_max)   their draft probabilities q_i(W_i)
+    stream = (u_stop, fstate, istate)                      per slot (fastspec._rules)
+    found = (cand_target, cand_win, full_win, win_len)     per slot: what the rows gave
+      cand_target: float64 (A, q)          the stop candidate's target marginal
+      cand_win: float64 (A, w_max, q)      marginals after the stop candidate
+      full_win: float64 (A, w_max, q)      marginals after the block (row k)
+      win_len: int64 (A,)                  order indices a window holds
+    sizer = BlockSizer.arrays() (fastspec._sizer)
 """
 
 import math
@@ -24,14 +54,14 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel, twin
-from .._rules import (ACCEPT, BLOCK, CAND, CAND_ROW, DEAD, FULL_ROW, LOG_PI, SRS, TINY, TOKEN,
-                      keeps_whole, reset_slot, rows_of_slot, slots_of_rows, stop_probability)
+from .._rules import (BLOCK, CAND, CAND_LOG_PI, CAND_LOG_SUM, CAND_ROW, DEAD, FULL_ROW, LOG_PI,
+                      LOG_SUM, SRS, TINY, kept_length, reset_slot, row_of, rows_of_slot,
+                      slots_of_rows, verify_draft_row, verify_last_row)
 from .._seeds import next_double, shuffle
 from .._sizer import FIXED, update as update_block_size
 
-# Float columns of the per-slot streaming state after LOG_PI (fastspec._rules).
-LOGP, CAND_LOG_PI, CAND_LOGP = 1, 2, 3
-N_FSTATE = 4
+# The running log sum of the streaming state (fastspec._rules) is log p of the drafts read.
+LOGP, CAND_LOGP = LOG_SUM, CAND_LOG_SUM
 
 # Error codes of an invalid marginal row.
 NON_FINITE, NEGATIVE, BAD_SUM = 1, 2, 3
@@ -95,14 +125,24 @@ def random_orders(rng, given, orders, n_free):
 
 
 @twin
-def draft_blocks(rng, samples, t, k, fresh, orders, draft, W, q_at, u_stop,
-                 fstate, istate, cand_target):
+def draft_blocks(
+    rng,          # uint64 (S, 4): PCG64 state of each sample's stream (fastspec._seeds)
+    rnd,          # the round (module doc)
+    held,         # per-sample state (module doc)
+    drafted,      # (W, q_at), written
+    stream,       # (u_stop, fstate, istate), written (fastspec._rules)
+    cand_target,  # float64 (A, q): row 0's target when the draft is fresh, written
+):
     """Draw each slot's drafts ``W_i ~ draft[s, b_i]`` and its ``k + 1`` stop uniforms.
 
     Also resets the slot's streaming state. With a fresh draft, row 0 is not
     asked: its target is the draft itself (ratio 1, residual 0), so it is
     accounted for here.
     """
+    samples, t, k, _, _ = rnd
+    draft, fresh = held[4], held[5]
+    W, q_at = drafted
+    u_stop, fstate, istate = stream
     for a in prange(samples.shape[0]):
         s = samples[a]
         for i in range(k[a]):
@@ -119,8 +159,16 @@ def draft_blocks(rng, samples, t, k, fresh, orders, draft, W, q_at, u_stop,
 
 
 @twin
-def fill_contexts(x, samples, t, orders, W, first_row, row_start, start, out):
+def fill_contexts(
+    rnd,     # the round (module doc)
+    held,    # per-sample state (module doc): x, orders are read
+    W,       # int64 (A, k_max): draft values
+    start,   # int: first round row wanted
+    out,     # int64 (K, n): contexts of rows start .. start + K - 1, written
+):
     """Rows ``start .. start + len(out) - 1`` of the round's request: contexts ``C_i``."""
+    samples, t, _, first_row, row_start = rnd
+    x, orders = held[0], held[1]
     for r in prange(out.shape[0]):
         g = start + np.int64(r)  # (a parallel loop index is unsigned: keep integer arithmetic)
         a = np.searchsorted(row_start, g, side="right") - 1
@@ -147,10 +195,71 @@ def _copy_window(probs, row, orders, s, first, length, out, dense, base):
             out[j, y] = probs[row, c, y]
 
 
+@kernel(inline="always")
+def _block_residual(probs, row, cb, total, draft, s, o, log_pi):
+    """``R_i = sum_y (pi p_i(y) - q_i(y))_+`` of the block rule at draft index ``o``."""
+    pi = math.exp(log_pi)
+    residual = 0.0
+    for y in range(draft.shape[2]):
+        d = pi * (probs[row, cb, y] / total) - draft[s, o, y]
+        if d > 0.0:
+            residual += d
+    return residual
+
+
+@kernel(inline="always")
+def _verify_row(rule, dense, probs, tol, start, samples, t, k, first_row, row_start, orders,
+                n_order, draft, W, q_at, u_stop, fstate, istate, cand_target, full_win, win_len,
+                err, a, g):
+    """Check and read the marginals of round row ``g`` of slot ``a`` (:func:`verify_rows`,
+    whose arrays these are: not its state tuples, see fastspec._rules); False: the slot
+    reads no more rows."""
+    if istate[a, DEAD]:
+        return False
+    s, row, i = row_of(samples, row_start, first_row, start, a, g)
+    if i == k[a]:                                 # row k: kept whole?
+        if verify_last_row(rule, u_stop, fstate, istate, a, k[a], g):
+            first = t[a] + k[a]
+            _copy_window(probs, row, orders, s, first, min(win_len[a], n_order[s] - first),
+                         full_win[a], dense, first)
+        return True
+    b = orders[s, t[a] + i]
+    cb = b if dense else 0
+    total, code = check_marginal(probs[row, cb], tol)
+    if code != 0:
+        err[a, 0], err[a, 1], err[a, 2] = code, g, b
+        istate[a, DEAD] = 1
+        return False
+    p_w = probs[row, cb, W[a, i]] / total
+    rho = p_w / q_at[a, i]
+    log_rho = 0.0
+    residual = 0.0
+    if rule == BLOCK or rule == SRS:
+        log_rho = math.log(rho) if rho > 0.0 else -math.inf
+    if rule == BLOCK:
+        residual = _block_residual(probs, row, cb, total, draft, s, (t[a] + i) % draft.shape[1],
+                                   fstate[a, LOG_PI])
+    if verify_draft_row(rule, u_stop, fstate, istate, a, i, g, rho, log_rho, residual):
+        for y in range(draft.shape[2]):
+            cand_target[a, y] = probs[row, cb, y] / total
+    if p_w > 0.0:
+        fstate[a, LOGP] += math.log(p_w)
+    return True
+
+
 @twin
-def verify_rows(rule, dense, probs, tol, start, stop, samples, t, k, first_row,
-                row_start, orders, n_order, draft, W, q_at, u_stop, fstate, istate,
-                cand_target, cand_win, full_win, win_len, err):
+def verify_rows(
+    rule,     # int: TOKEN, BLOCK, SRS or UNVERIFIED (fastspec._rules)
+    answer,   # (dense, probs, tol): bool, float (K, n, q) if dense else (K, W, q), float
+    start,    # int: round row of answer row 0
+    stop,     # int: one past the round row of the last answer row
+    rnd,      # the round (module doc)
+    held,     # per-sample state (module doc): orders, n_order, draft are read
+    drafted,  # (W, q_at) (module doc)
+    stream,   # (u_stop, fstate, istate), updated (fastspec._rules)
+    found,    # (cand_target, cand_win, full_win, win_len), written (module doc)
+    err,      # int64 (A, 3): (code, round row, position) of an invalid row used, written
+):
     """Read the answer rows ``start .. stop - 1`` (of whichever slots they belong to), in order.
 
     Keeps, per slot, the running log pi (block rule), the log-probability of the
@@ -169,67 +278,21 @@ def verify_rows(rule, dense, probs, tol, start, stop, samples, t, k, first_row,
     block answers order indices ``t + i, t + i + 1, ..`` (the positions protocol,
     :meth:`fastspec.ar.sampler.ARSampler.request`).
     """
+    dense, probs, tol = answer
+    samples, t, k, first_row, row_start = rnd
+    orders, n_order, draft = held[1], held[3], held[4]
+    W, q_at = drafted
+    u_stop, fstate, istate = stream
+    cand_target, cand_win, full_win, win_len = found
     slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for a in prange(slot_lo, slot_hi):
-        s = samples[a]
         r0, r1 = rows_of_slot(row_start, a, start, stop)
         for g in range(r0, r1):
-            if istate[a, DEAD]:
+            if not _verify_row(rule, dense, probs, tol, start, samples, t, k, first_row,
+                               row_start, orders, n_order, draft, W, q_at, u_stop, fstate,
+                               istate, cand_target, full_win, win_len, err, a, g):
                 break
-            row = g - start
-            i = g - row_start[a] + first_row[a]
-            if i < k[a]:
-                b = orders[s, t[a] + i]
-                cb = b if dense else 0
-                total, code = check_marginal(probs[row, cb], tol)
-                if code != 0:
-                    err[a, 0], err[a, 1], err[a, 2] = code, g, b
-                    istate[a, DEAD] = 1
-                    break
-                p_w = probs[row, cb, W[a, i]] / total
-                rho = p_w / q_at[a, i]
-                candidate = False
-                if rule == BLOCK:
-                    log_pi = fstate[a, LOG_PI]
-                    pi = math.exp(log_pi)
-                    residual = 0.0
-                    o = (t[a] + i) % draft.shape[1]
-                    for y in range(draft.shape[2]):
-                        d = pi * (probs[row, cb, y] / total) - draft[s, o, y]
-                        if d > 0.0:
-                            residual += d
-                    candidate = u_stop[a, i] < stop_probability(residual, log_pi)
-                    if candidate:
-                        fstate[a, CAND_LOG_PI] = log_pi
-                elif rule == TOKEN:
-                    candidate = not u_stop[a, i] < rho
-                elif rule == SRS:
-                    candidate = i == 0
-                if candidate:
-                    istate[a, CAND] = i
-                    istate[a, CAND_ROW] = g
-                    fstate[a, CAND_LOGP] = fstate[a, LOGP]
-                    for y in range(draft.shape[2]):
-                        cand_target[a, y] = probs[row, cb, y] / total
-                    if rule == TOKEN:
-                        istate[a, DEAD] = 1       # rows after the first rejection are unused
-                        continue
-                if rule == BLOCK or rule == SRS:
-                    if rho > 0.0:
-                        log_pi = fstate[a, LOG_PI] + math.log(rho)
-                        fstate[a, LOG_PI] = min(0.0, log_pi) if rule == BLOCK else log_pi
-                    else:
-                        istate[a, DEAD] = 1       # pi = 0: no later row can be used
-                if p_w > 0.0:
-                    fstate[a, LOGP] += math.log(p_w)
-            else:                                 # row k: kept whole?
-                keep = keeps_whole(rule, fstate[a, LOG_PI], u_stop[a, k[a]])
-                istate[a, ACCEPT] = 1 if keep else 0
-                if keep:
-                    istate[a, FULL_ROW] = g
-                    first = t[a] + k[a]
-                    _copy_window(probs, row, orders, s, first,
-                                 min(win_len[a], n_order[s] - first), full_win[a], dense, first)
+        s = samples[a]
         g = istate[a, CAND_ROW]
         if r0 <= g < r1:
             first = t[a] + istate[a, CAND] + (0 if rule == SRS else 1)
@@ -238,11 +301,47 @@ def verify_rows(rule, dense, probs, tol, start, stop, samples, t, k, first_row,
                          t[a] + istate[a, CAND])
 
 
+@kernel(inline="always")
+def _draw_residual(rng, s, weights, scale, target, draft_row):
+    """A draw from ``(scale target - draft_row)_+`` (from ``target`` when that mass is ~0)."""
+    total = 0.0
+    for y in range(weights.shape[0]):
+        d = scale * target[y] - draft_row[y]
+        weights[y] = d if d > 0.0 else 0.0
+        total += weights[y]
+    if total <= TINY:                             # that branch has ~0 probability
+        for y in range(weights.shape[0]):
+            weights[y] = target[y]
+    return draw_categorical(weights, next_double(rng, s))
+
+
+@kernel(inline="always")
+def _install_draft(orders, draft, a, s, new_t, k_next, window, window_row, tol, err):
+    """Copy ``window[:k_next]`` (checked, normalised) into sample ``s``'s draft ring."""
+    for j in range(k_next):
+        total, code = check_marginal(window[j], tol)
+        if code != 0:
+            err[a, 0], err[a, 1], err[a, 2] = code, window_row, orders[s, new_t + j]
+            return
+        o = (new_t + j) % draft.shape[1]
+        for y in range(draft.shape[2]):
+            draft[s, o, y] = window[j, y] / total
+
+
 @twin
-def settle_blocks(rng, rule, samples, t, k, orders, n_free, n_order, x, draft, fresh,
-                  log_prob, W, u_stop, fstate, istate, cand_target, cand_win, full_win, win_len,
-                  tol, mode, fixed, row_cost, k_state, mean, cuts, at_risk, progress, tau_out,
-                  err):
+def settle_blocks(
+    rng,      # uint64 (S, 4): PCG64 state of each sample's stream (fastspec._seeds)
+    rule,     # int: TOKEN, BLOCK, SRS or UNVERIFIED (fastspec._rules)
+    rnd,      # the round (module doc)
+    held,     # per-sample state (module doc), updated
+    W,        # int64 (A, k_max): draft values
+    stream,   # (u_stop, fstate, istate) (fastspec._rules)
+    found,    # (cand_target, cand_win, full_win, win_len) (module doc)
+    tol,      # float: tolerance on a marginal's sum (the oracle's)
+    sizer,    # BlockSizer.arrays() (fastspec._sizer), updated
+    tau_out,  # int64 (A,): kept length of each slot's block (-1: srs rejected), written
+    err,      # int64 (A, 3): (code, round row, position) of an invalid window, written
+):
     """Decide each slot's kept length ``tau``, draw the residual, install the next draft.
 
     Also updates the sample's block size, and draws the last free position
@@ -253,38 +352,26 @@ def settle_blocks(rng, rule, samples, t, k, orders, n_free, n_order, x, draft, f
     order (``n_order``), the last row's window becomes its draft there (srs
     proposals hand it to their sample).
     """
-    q = draft.shape[2]
+    samples, t, k, _, _ = rnd
+    x, orders, n_free, n_order, draft, fresh, log_prob, progress = held
+    u_stop, fstate, istate = stream
+    cand_target, cand_win, full_win, win_len = found
+    mode, fixed, row_cost, k_state, mean, cuts, at_risk = sizer
     for a in prange(samples.shape[0]):
         s = samples[a]
         kk = k[a]
-        accept = istate[a, ACCEPT]
-        if accept < 0:                            # row k was not asked (or never reached)
-            if istate[a, DEAD] or err[a, 0] != 0:
-                accept = 0
-            else:
-                accept = 1 if keeps_whole(rule, fstate[a, LOG_PI], u_stop[a, kk]) else 0
-        if rule == SRS and accept == 0:           # redrawn from the residual by the caller
-            tau_out[a] = -1
-            update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, 0)
+        tau = kept_length(rule, u_stop, fstate, istate, a, kk)
+        tau_out[a] = tau
+        update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, max(tau, 0))
+        if tau < 0:                               # redrawn from the residual by the caller
             continue
-        tau = kk if accept == 1 else istate[a, CAND]
         for i in range(tau):
             x[s, orders[s, t[a] + i]] = W[a, i]
         if tau < kk:
-            b = orders[s, t[a] + tau]
-            o = (t[a] + tau) % draft.shape[1]
             scale = math.exp(fstate[a, CAND_LOG_PI]) if rule == BLOCK else 1.0
-            weights = np.empty(q)
-            total = 0.0
-            for y in range(q):
-                d = scale * cand_target[a, y] - draft[s, o, y]
-                weights[y] = d if d > 0.0 else 0.0
-                total += weights[y]
-            if total <= TINY:                     # that branch has ~0 probability
-                for y in range(q):
-                    weights[y] = cand_target[a, y]
-            y = draw_categorical(weights, next_double(rng, s))
-            x[s, b] = y
+            y = _draw_residual(rng, s, np.empty(draft.shape[2]), scale, cand_target[a],
+                               draft[s, (t[a] + tau) % draft.shape[1]])
+            x[s, orders[s, t[a] + tau]] = y
             log_prob[s] += fstate[a, CAND_LOGP] + math.log(cand_target[a, y])
             new_t = t[a] + tau + 1
             window_row = istate[a, CAND_ROW]
@@ -294,9 +381,7 @@ def settle_blocks(rng, rule, samples, t, k, orders, n_free, n_order, x, draft, f
             new_t = t[a] + kk
             window_row = istate[a, FULL_ROW]
             fresh[s] = window_row >= 0
-        tau_out[a] = tau
         progress[s] = new_t
-        update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, tau)
         remaining = n_free[s] - new_t
         if window_row < 0 or n_order[s] - new_t <= 0:
             continue
@@ -306,20 +391,12 @@ def settle_blocks(rng, rule, samples, t, k, orders, n_free, n_order, x, draft, f
             k_next = max(1, min(k_next, remaining, win_len[a]))   # (a draft model: 1)
         else:
             k_next = min(win_len[a], n_order[s] - new_t)
-        window = full_win[a] if tau == kk else cand_win[a]
-        for j in range(k_next):
-            total, code = check_marginal(window[j], tol)
-            if code != 0:
-                err[a, 0], err[a, 1], err[a, 2] = code, window_row, orders[s, new_t + j]
-                break
-            o = (new_t + j) % draft.shape[1]
-            for y in range(q):
-                draft[s, o, y] = window[j, y] / total
+        _install_draft(orders, draft, a, s, new_t, k_next,
+                       full_win[a] if tau == kk else cand_win[a], window_row, tol, err)
         if fresh[s] and remaining == 1 and n_order[s] == n_free[s] and err[a, 0] == 0:
-            b = orders[s, new_t]
             o = new_t % draft.shape[1]
             y = draw_categorical(draft[s, o], next_double(rng, s))
-            x[s, b] = y
+            x[s, orders[s, new_t]] = y
             log_prob[s] += math.log(draft[s, o, y])
             progress[s] = new_t + 1
 

@@ -23,8 +23,7 @@ from .._planner import plan_round
 from .._sizer import COST, BlockSizer
 from .._srs import draw_uniforms
 from . import kernels
-from .._rules import BLOCK, CAND, FULL_ROW, N_ISTATE, RULES, SRS
-from .kernels import N_FSTATE
+from .._rules import BLOCK, CAND, FULL_ROW, N_FSTATE, N_ISTATE, RULES, SRS
 
 
 def check_given(given, n, q, n_samples):
@@ -189,13 +188,20 @@ class ARSampler(SamplerBase):
         r.err = np.zeros((A, 3), dtype=np.int64)
         if self.sizer.mode == COST:
             self.sizer.reserve(r.k)
-        kernels.draft_blocks(self.parallel, self.rng, r.samples, r.t, r.k, self.fresh,
-                             self.orders, self.draft, r.W, r.q_at, r.u_stop, r.fstate, r.istate,
-                             r.cand_target)
+        r.rnd = (r.samples, r.t, r.k, r.first_row, r.row_start)
+        r.stream = (r.u_stop, r.fstate, r.istate)
+        r.found = (r.cand_target, r.cand_win, r.full_win, r.win_len)
+        kernels.draft_blocks(self.parallel, self.rng, r.rnd, self._held(), (r.W, r.q_at),
+                             r.stream, r.cand_target)
         if self.model.positions:
             self._plan_positions(r)
         self._r = r
         return int(r.row_start[-1])
+
+    def _held(self):
+        """The per-sample state tuple of the kernels (fastspec.ar.kernels)."""
+        return (self.x, self.orders, self.n_free, self.n_order, self.draft, self.fresh,
+                self.log_prob, self.progress_t)
 
     def ensure_ring(self, length):
         """Grow the draft ring (``draft[s, o % C]``) to hold ``length`` order indices from
@@ -236,8 +242,7 @@ class ARSampler(SamplerBase):
     def request(self, start, stop):
         r = self._r
         out = np.empty((stop - start, self.model.n), dtype=np.int64)
-        kernels.fill_contexts(self.parallel, self.x, r.samples, r.t, self.orders, r.W,
-                              r.first_row, r.row_start, start, out)
+        kernels.fill_contexts(self.parallel, r.rnd, self._held(), r.W, start, out)
         if not self.model.positions:
             return out
         base, length = r.row_base[start:stop], r.row_len[start:stop]
@@ -252,10 +257,9 @@ class ARSampler(SamplerBase):
         probs, tol = answer
         r = self._r
         self._tol = max(self._tol, tol)
-        kernels.verify_rows(self.parallel, self.rule, not self.model.positions, probs, tol, start,
-                            stop, r.samples, r.t, r.k, r.first_row, r.row_start, self.orders,
-                            self.n_order, self.draft, r.W, r.q_at, r.u_stop, r.fstate, r.istate,
-                            r.cand_target, r.cand_win, r.full_win, r.win_len, r.err)
+        kernels.verify_rows(self.parallel, self.rule, (not self.model.positions, probs, tol),
+                            start, stop, r.rnd, self._held(), (r.W, r.q_at), r.stream, r.found,
+                            r.err)
         self._raise_if_invalid(where, start, lambda a, g, b: probs[g - start, self._column(g, b)])
 
     def finish(self, where):
@@ -263,11 +267,8 @@ class ARSampler(SamplerBase):
         if r is None:
             return
         tau = np.empty(r.samples.size, dtype=np.int64)
-        kernels.settle_blocks(self.parallel, self.rng, self.rule, r.samples, r.t, r.k,
-                              self.orders, self.n_free, self.n_order, self.x, self.draft,
-                              self.fresh, self.log_prob, r.W, r.u_stop, r.fstate, r.istate,
-                              r.cand_target, r.cand_win, r.full_win, r.win_len, self._tol,
-                              *self.sizer.arrays(), self.progress_t, tau, r.err)
+        kernels.settle_blocks(self.parallel, self.rng, self.rule, r.rnd, self._held(), r.W,
+                              r.stream, r.found, self._tol, self.sizer.arrays(), tau, r.err)
         self._raise_if_invalid(where, None, self._window_values)
         self._settled(r, tau, where)
 

@@ -46,39 +46,32 @@ def _run(a):
         _study().overhead()
     elif a.command == "table":
         _study().table()
-    elif a.command == "plain":
-        from . import plain
-        plain.run(out=a.out, quick=a.quick)
-    elif a.command == "memory":
-        from . import memory
-        memory.run(out=a.out)
-    elif a.command == "srs":
-        from . import srs
-        srs.run(out=a.out, quick=a.quick)
-    elif a.command == "peers":
-        from . import peers
-        peers.run(peers.QUICK if a.quick else peers.FULL, out=a.out)
-    elif a.command == "cluster":
-        from . import cluster
-        cluster.run(out=a.out, quick=a.quick)
-    elif a.command == "pretrained":
-        from . import pretrained
-        pretrained.run(out=a.out, n_seeds=a.seeds)
-    elif a.command == "dllm":
-        from . import dllm
-        dllm.run(dllm.QUICK if a.quick else dllm.FULL, out=a.out)
-    elif a.command == "remote":
-        from . import remote
-        remote.run(out=a.out, quick=a.quick)
-    elif a.command == "remote-in-flight":
-        from . import remote
-        remote.in_flight(out=a.out, quick=a.quick)
-    elif a.command == "drafts":
-        from . import drafts
-        drafts.run(out=a.out, quick=a.quick)
-    elif a.command == "confidence":
-        from . import confidence
-        confidence.run(out=a.out, quick=a.quick)
+    else:
+        _run_module(a)
+
+
+# Commands that are a function of a module of this package: (module, function, the
+# command-line arguments it takes); "budget" is the module's QUICK or FULL, by --quick.
+_MODULE_RUNS = {"plain": ("plain", "run", ("out", "quick")),
+                "memory": ("memory", "run", ("out",)),
+                "srs": ("srs", "run", ("out", "quick")),
+                "peers": ("peers", "run", ("budget", "out")),
+                "cluster": ("cluster", "run", ("out", "quick")),
+                "pretrained": ("pretrained", "run", ("out", "n_seeds")),
+                "dllm": ("dllm", "run", ("budget", "out")),
+                "remote": ("remote", "run", ("out", "quick")),
+                "remote-in-flight": ("remote", "in_flight", ("out", "quick")),
+                "drafts": ("drafts", "run", ("out", "quick")),
+                "confidence": ("confidence", "run", ("out", "quick"))}
+
+
+def _run_module(a):
+    import importlib
+    name, function, args = _MODULE_RUNS[a.command]
+    module = importlib.import_module(f".{name}", __package__)
+    given = {"out": a.out, "quick": a.quick, "n_seeds": a.seeds}
+    budget = ((module.QUICK if a.quick else module.FULL),) if "budget" in args else ()
+    getattr(module, function)(*budget, **{key: given[key] for key in args if key != "budget"})
 
 
 COMMANDS = ["scaling", "plot", "wallclock", "overhead", "table", "plain", "memory", "srs",

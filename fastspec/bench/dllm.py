@@ -238,14 +238,8 @@ def run(budget=FULL, out="docs", seed=2026, plot=True, log=print):
     Parameters
     ----------
     budget : Budget
-    out : str
-        Output folder (created if missing).
-    seed : int
-        Root of every random stream (one child per sampler, in order).
-    plot : bool
-        Draw ``dllm.png`` (needs matplotlib).
-    log : callable
-        Progress printer.
+    out, seed, plot, log
+        As in :func:`fastspec.bench.peers.run` (here ``plot`` draws ``dllm.png``).
 
     Returns
     -------

@@ -378,6 +378,7 @@ def run_chain(model, schedule, n_samples, seed=None):
     model : fastspec.DiffusionModel
     schedule : Schedule
     n_samples : int
+        Chains run together, one denoiser call of ``n_samples`` rows per step.
     seed : None, int, SeedSequence or Generator
 
     Returns

@@ -272,13 +272,27 @@ def _cases(models):
     return cases
 
 
-def _record(model_name, sched_name, method, n_samples, seed, block_size, st):
-    return dict(model=model_name, schedule=sched_name, method=method, n_samples=n_samples,
-                seed=seed, block_size=block_size, steps=st.n_steps, rounds=st.rounds,
-                rounds_per_sample=st.mean_rounds,
-                rows_per_sample=float(np.mean(st.rows_per_sample)),
-                mean_block_size=st.mean_block_size, mean_accepted=st.mean_accepted,
-                wall_seconds=st.wall_seconds)
+def _written(rows, path, table):
+    """Write ``rows`` to the CSV file ``path``, print their ``table``; returns ``rows``."""
+    _write(rows, path)
+    print(table(rows))
+    return rows
+
+
+def _over_seeds(model, names, method, n_samples, block_size, n_seeds, kw):
+    """One CSV row per seed ``0 .. n_seeds - 1`` of ``fastspec.sample(model, ...)``;
+    ``names`` is (model name, schedule name)."""
+    rows = []
+    for seed in range(n_seeds):
+        st = fastspec.sample(model, n_samples=n_samples, method=method, seed=seed,
+                             block_size=block_size, **kw).stats
+        rows.append(dict(model=names[0], schedule=names[1], method=method, n_samples=n_samples,
+                         seed=seed, block_size=block_size, steps=st.n_steps, rounds=st.rounds,
+                         rounds_per_sample=st.mean_rounds,
+                         rows_per_sample=float(np.mean(st.rows_per_sample)),
+                         mean_block_size=st.mean_block_size, mean_accepted=st.mean_accepted,
+                         wall_seconds=st.wall_seconds))
+    return rows
 
 
 def rounds(out="docs", n_seeds=5, batch_sizes=(1, 16), methods=METHODS,
@@ -293,20 +307,15 @@ def rounds(out="docs", n_seeds=5, batch_sizes=(1, 16), methods=METHODS,
         for method in methods:
             for n_samples in batch_sizes:
                 t = time.perf_counter()
-                for seed in range(n_seeds):
-                    st = fastspec.sample(model, n_samples=n_samples, method=method, seed=seed,
-                                         **kw).stats
-                    rows.append(_record(model_name, sched_name, method, n_samples, seed, "auto",
-                                        st))
-                last = rows[-n_seeds:]
+                last = _over_seeds(model, (model_name, sched_name), method, n_samples, "auto",
+                                   n_seeds, kw)
+                rows += last
                 rounds_mean = np.mean([r["rounds_per_sample"] for r in last])
                 rows_mean = np.mean([r["rows_per_sample"] for r in last])
                 print(f"{model_name:16s} {sched_name:20s} {method:10s} x{n_samples:<3d} "
                       f"rounds/sample {rounds_mean:7.1f}  rows/sample {rows_mean:8.1f}  "
                       f"({time.perf_counter() - t:.1f}s)", flush=True)
-    _write(rows, os.path.join(out, "pretrained_rounds.csv"))
-    print(rounds_table(rows))
-    return rows
+    return _written(rows, os.path.join(out, "pretrained_rounds.csv"), rounds_table)
 
 
 def rounds_table(rows):
@@ -352,17 +361,12 @@ def acceptance(out="docs", n_seeds=5, methods=("token", "block"),
         sizes = diffusion_sizes if sched_name else ar_sizes
         for method in methods:
             for k in sizes:
-                for seed in range(n_seeds):
-                    st = fastspec.sample(model, n_samples=1, method=method, seed=seed,
-                                         block_size=k, **kw).stats
-                    rows.append(_record(model_name, sched_name, method, 1, seed, k, st))
-                last = rows[-n_seeds:]
+                last = _over_seeds(model, (model_name, sched_name), method, 1, k, n_seeds, kw)
+                rows += last
                 print(f"{model_name:16s} {sched_name:20s} {method:6s} k={k:<4d} accepted "
                       f"{np.mean([r['mean_accepted'] for r in last]):6.2f}  rounds "
                       f"{np.mean([r['rounds_per_sample'] for r in last]):7.1f}", flush=True)
-    _write(rows, os.path.join(out, "pretrained_acceptance.csv"))
-    print(acceptance_table(rows))
-    return rows
+    return _written(rows, os.path.join(out, "pretrained_acceptance.csv"), acceptance_table)
 
 
 def acceptance_table(rows):

@@ -14,6 +14,38 @@ the same ``xi_i`` is ``N(Delta_i, I)`` with ``Delta_i = b_i (D(W_i) - D_draft) /
 so ``log p_i / q_i = <xi_i, Delta_i> - |Delta_i|**2 / 2`` (noise units). Row 0
 is not asked when the draft is fresh (``D_draft = D(y)``), nor row ``k`` when the
 block ends the chain (``y_N`` is never denoised).
+
+State tuples passed to the kernels (``S`` samples, ``A`` slots of the round,
+``d`` dimensions, ``N`` chain steps, ``k_max`` the round's longest block)::
+
+    rnd = (samples, j, k, first_row, row_start)            the round (fastspec._sizer)
+      samples: int64 (A,)        sample in each slot
+      j: int64 (A,)              its chain step at the block's start
+      k: int64 (A,)              its block's draft steps
+      first_row: int64 (A,)      first row asked (1 when the draft is fresh, else 0)
+      row_start: int64 (A + 1,)  slot a owns the round's rows row_start[a] .. row_start[a+1]-1
+    chain = (y, d_draft, fresh, progress, stop_at)         per sample
+      y: float64 (S, d)          the state at its chain step
+      d_draft: float64 (S, d)    the denoiser value the draft is frozen at
+      fresh: bool (S,)           d_draft is D(y)
+      progress: int64 (S,)       chain steps taken
+      stop_at: int64 (S,)        the step it stops at
+    coef = (a, b, c)                                       the schedule
+      a, b, c: float64 (N,)      step j: y' = a[j] y + b[j] D(y) + c[j] noise
+    walk = (W_cur, n_drawn, W_cand, xi_cand)               per slot: the draft's path
+      W_cur: float64 (A, d)      its latest state W_{n_drawn}
+      n_drawn: int64 (A,)        draft steps drawn
+      W_cand: float64 (A, d)     the stop candidate's state
+      xi_cand: float64 (A, d)    the noise of the step leaving it
+    stream = (u_stop, fstate, istate)                      per slot (fastspec._rules)
+    found = (cand_D, full_D)                               per slot: what the rows gave
+      cand_D: float64 (A, d)     the denoiser at the stop candidate's state
+      full_D: float64 (A, d)     the denoiser after the block (row k)
+    ref = (track, ref_D, log_ref)                          srs proposals' log mu / nu
+      track: bool                sum the terms (else ref_D and log_ref are empty)
+      ref_D: float64 (S, d)      the reference draft of each proposal
+      log_ref: float64 (S,)      the sums, updated
+    sizer = BlockSizer.arrays() (fastspec._sizer)
 """
 
 import math
@@ -22,16 +54,16 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel, twin
-from .._rules import (ACCEPT, BLOCK, CAND, CAND_ROW, DEAD, FULL_ROW, LOG_PI, SRS, TINY, TOKEN,
-                      keeps_whole, reset_slot, rows_of_slot, slots_of_rows, stop_probability)
+from .._rules import (BLOCK, CAND_LOG_PI, CAND_LOG_SUM, DEAD, FULL_ROW, LOG_PI, LOG_SUM, TINY,
+                      TOKEN, kept_length, reset_slot, row_of, rows_of_slot, slots_of_rows,
+                      verify_draft_row, verify_last_row)
 from .._seeds import fill_normals, next_double
 from .._sizer import update as update_block_size
 
 _SQRT2 = math.sqrt(2.0)
 
-# Float columns of the per-slot streaming state after LOG_PI (fastspec._rules).
-CAND_LOG_PI, LOG_REF, CAND_LOG_REF = 1, 2, 3
-N_FSTATE = 4
+# The running log sum of the streaming state (fastspec._rules) is the srs proposals' log mu / nu.
+LOG_REF, CAND_LOG_REF = LOG_SUM, CAND_LOG_SUM
 
 
 @kernel
@@ -164,16 +196,25 @@ def initial_states(rng, init_scale, y):
 
 
 @kernel
-def _take_step(rng, s, slot, i, step, W_cur, d_draft, a, b, c, xi):
-    """Draw ``xi`` (the noise of draft step ``i``) and move ``W_cur[slot]`` to ``W_{i+1}``."""
+def _take_step(rng, s, slot, step, W_cur, d_draft, coef, xi):
+    """Draw ``xi`` (the noise of chain step ``step``) and move ``W_cur[slot]`` one step."""
+    a, b, c = coef
     fill_normals(rng, s, xi)
     for t in range(W_cur.shape[1]):
         W_cur[slot, t] = a[step] * W_cur[slot, t] + b[step] * d_draft[s, t] + c[step] * xi[t]
 
 
 @twin
-def draft_blocks(rng, samples, j, k, first_row, fresh, y, d_draft, a, b, c, u_stop, fstate,
-                 istate, cand_D, W_cur, n_drawn, W_cand, xi_cand, track, ref_D):
+def draft_blocks(
+    rng,     # uint64 (S, 4): PCG64 state of each sample's stream (fastspec._seeds)
+    rnd,     # the round (module doc)
+    chain,   # per-sample state (module doc)
+    coef,    # (a, b, c) (module doc)
+    stream,  # (u_stop, fstate, istate), written (fastspec._rules)
+    walk,    # (W_cur, n_drawn, W_cand, xi_cand), written (module doc)
+    found,   # (cand_D, full_D), cand_D written (module doc)
+    ref,     # (track, ref_D, log_ref) (module doc)
+):
     """Start each slot's block: its ``k + 1`` stop uniforms, then the steps before its first row.
 
     The draft's states are not stored: :func:`fill_states` draws each step's
@@ -184,6 +225,13 @@ def draft_blocks(rng, samples, j, k, first_row, fresh, y, d_draft, a, b, c, u_st
     is not asked: ``xi_0`` is drawn here, and with ``track`` (srs proposals) its
     :func:`reference_term` (its denoiser value is the draft's) is added here.
     """
+    samples, j, k, first_row, _ = rnd
+    y, d_draft, fresh = chain[0], chain[1], chain[2]
+    b, c = coef[1], coef[2]
+    u_stop, fstate, istate = stream
+    W_cur, n_drawn, W_cand, xi_cand = walk
+    cand_D = found[0]
+    track, ref_D = ref[0], ref[1]
     for slot in prange(samples.shape[0]):
         s = samples[slot]
         for i in range(k[slot] + 1):
@@ -194,7 +242,7 @@ def draft_blocks(rng, samples, j, k, first_row, fresh, y, d_draft, a, b, c, u_st
         W_cand[slot, :] = y[s, :]         # the stop candidate's state, W_0 until a row says
         n_drawn[slot] = 0
         if first_row[slot] > 0 and k[slot] > 0:
-            _take_step(rng, s, slot, 0, j[slot], W_cur, d_draft, a, b, c, xi_cand[slot])
+            _take_step(rng, s, slot, j[slot], W_cur, d_draft, coef, xi_cand[slot])
             n_drawn[slot] = 1
             if track and fresh[s]:
                 fstate[slot, LOG_REF] = reference_term(xi_cand[slot], d_draft[s], d_draft[s],
@@ -202,14 +250,28 @@ def draft_blocks(rng, samples, j, k, first_row, fresh, y, d_draft, a, b, c, u_st
 
 
 @twin
-def fill_states(rng, samples, j, k, first_row, row_start, start, stop, d_draft, a, b, c,
-                s_scale, sigma, W_cur, n_drawn, xi_cand, z_out, sigma_out, W_out, xi_out):
+def fill_states(
+    rng,     # uint64 (S, 4): PCG64 state of each sample's stream (fastspec._seeds)
+    rnd,     # the round (module doc)
+    start,   # int: first round row wanted
+    stop,    # int: one past the last round row wanted
+    chain,   # per-sample state (module doc): d_draft is read
+    coef,    # (a, b, c) (module doc)
+    scales,  # (s_scale, sigma): float64 (N,) each, row i's z = W_i / s_scale, its sigma
+    walk,    # (W_cur, n_drawn, W_cand, xi_cand), updated (module doc)
+    out,     # (z, sigma, W, xi): float64 (K, d), (K,), (K, d), (K, d), written
+):
     """Rows ``start .. stop - 1`` of the request: ``z = W_i / s_{j+i}`` and ``sigma_{j+i}``.
 
     Builds the draft as it goes: row ``i``'s state ``W_i`` (kept in ``W_out``
     for the verification) and, for ``i < k``, the noise ``xi_i`` of the step
     leaving it (``xi_out``), drawn from the sample's stream.
     """
+    samples, j, k, first_row, row_start = rnd
+    d_draft = chain[1]
+    s_scale, sigma = scales
+    W_cur, n_drawn, _, xi_cand = walk
+    z_out, sigma_out, W_out, xi_out = out
     slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for slot in prange(slot_lo, slot_hi):
         s = samples[slot]
@@ -223,16 +285,76 @@ def fill_states(rng, samples, j, k, first_row, row_start, start, stop, d_draft, 
                 z_out[row, t] = W_cur[slot, t] / s_scale[step]
             sigma_out[row] = sigma[step]
             if i < k[slot]:
-                _take_step(rng, s, slot, i, step, W_cur, d_draft, a, b, c, xi_out[row])
+                _take_step(rng, s, slot, step, W_cur, d_draft, coef, xi_out[row])
                 n_drawn[slot] = i + 1
                 if i == 0:
                     xi_cand[slot, :] = xi_out[row, :]
 
 
+@kernel(inline="always")
+def _all_finite(v):
+    for t in range(v.shape[0]):
+        if not math.isfinite(v[t]):
+            return False
+    return True
+
+
+@kernel(inline="always")
+def _verify_row(rule, den, start, samples, j, k, first_row, row_start, d_draft, b, c, W_rows,
+                xi_rows, u_stop, fstate, istate, W_cand, xi_cand, cand_D, full_D, err, track,
+                ref_D, slot, g):
+    """The denoiser's answer at round row ``g`` of ``slot``, read by the rule
+    (:func:`verify_rows`'s arrays); False: the slot reads no more rows."""
+    if istate[slot, DEAD]:
+        return False
+    s, row, i = row_of(samples, row_start, first_row, start, slot, g)
+    if not _all_finite(den[row]):
+        err[slot, 0], err[slot, 1], err[slot, 2] = 1, g, j[slot] + i
+        istate[slot, DEAD] = 1
+        return False
+    if i == k[slot]:                              # row k: kept whole?
+        if verify_last_row(rule, u_stop, fstate, istate, slot, k[slot], g):
+            full_D[slot, :] = den[row, :]
+        return True
+    step = j[slot] + i
+    scale = b[step] / c[step]
+    dot = 0.0
+    sq = 0.0
+    for t in range(den.shape[1]):
+        delta = scale * (den[row, t] - d_draft[s, t])
+        dot += xi_rows[row, t] * delta
+        sq += delta * delta
+    log_rho = dot - 0.5 * sq
+    rho = math.exp(min(0.0, log_rho)) if rule == TOKEN else 0.0
+    residual = 0.0
+    if rule == BLOCK:
+        residual = residual_mass(math.sqrt(sq), fstate[slot, LOG_PI])
+    if verify_draft_row(rule, u_stop, fstate, istate, slot, i, g, rho, log_rho, residual):
+        cand_D[slot, :] = den[row, :]
+        W_cand[slot, :] = W_rows[row, :]
+        xi_cand[slot, :] = xi_rows[row, :]
+    if track:
+        fstate[slot, LOG_REF] += reference_term(xi_rows[row], den[row], d_draft[s], ref_D[s],
+                                                scale)
+    return True
+
+
 @twin
-def verify_rows(rule, den, start, stop, samples, j, k, first_row, row_start,
-                d_draft, b, c, W_rows, xi_rows, u_stop, fstate, istate, cand_D, full_D, W_cand,
-                xi_cand, err, track, ref_D):
+def verify_rows(
+    rule,    # int: TOKEN, BLOCK, SRS or UNVERIFIED (fastspec._rules)
+    den,     # float64 (K, d): the denoiser at answer rows' states
+    start,   # int: round row of answer row 0
+    stop,    # int: one past the round row of the last answer row
+    rnd,     # the round (module doc)
+    chain,   # per-sample state (module doc): d_draft is read
+    coef,    # (a, b, c) (module doc)
+    drawn,   # (W_rows, xi_rows): float64 (K, d) each, the rows' states and step noises
+    stream,  # (u_stop, fstate, istate), updated (fastspec._rules)
+    walk,    # (W_cur, n_drawn, W_cand, xi_cand), W_cand, xi_cand written (module doc)
+    found,   # (cand_D, full_D), written (module doc)
+    err,     # int64 (A, 3): (1, round row, chain step) of a non-finite row used, written
+    ref,     # (track, ref_D, log_ref) (module doc)
+):
     """Read the denoiser rows ``start .. stop - 1`` (of whichever slots they belong to), in order.
 
     Keeps, per slot, the running log pi (block rule), the latest stop candidate
@@ -243,75 +365,84 @@ def verify_rows(rule, den, start, stop, samples, j, k, first_row, row_start,
     the running sum is ``log prod rho`` (uncapped) and the candidate is row 0
     (the denoiser at the block's start, which seeds the residual proposals).
     """
-    dim = den.shape[1]
+    samples, j, k, first_row, row_start = rnd
+    d_draft = chain[1]
+    b, c = coef[1], coef[2]
+    W_rows, xi_rows = drawn
+    u_stop, fstate, istate = stream
+    W_cand, xi_cand = walk[2], walk[3]
+    cand_D, full_D = found
+    track, ref_D = ref[0], ref[1]
     slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for slot in prange(slot_lo, slot_hi):
-        s = samples[slot]
         r0, r1 = rows_of_slot(row_start, slot, start, stop)
         for g in range(r0, r1):
-            if istate[slot, DEAD]:
+            if not _verify_row(rule, den, start, samples, j, k, first_row, row_start, d_draft,
+                               b, c, W_rows, xi_rows, u_stop, fstate, istate, W_cand, xi_cand,
+                               cand_D, full_D, err, track, ref_D, slot, g):
                 break
-            row = g - start
-            i = g - row_start[slot] + first_row[slot]
-            finite = True
-            for t in range(dim):
-                if not math.isfinite(den[row, t]):
-                    finite = False
-            if not finite:
-                err[slot, 0], err[slot, 1], err[slot, 2] = 1, g, j[slot] + i
-                istate[slot, DEAD] = 1
-                break
-            if i < k[slot]:
-                step = j[slot] + i
-                scale = b[step] / c[step]
-                dot = 0.0
-                sq = 0.0
-                for t in range(dim):
-                    delta = scale * (den[row, t] - d_draft[s, t])
-                    dot += xi_rows[row, t] * delta
-                    sq += delta * delta
-                log_rho = dot - 0.5 * sq
-                candidate = False
-                if rule == BLOCK:
-                    log_pi = fstate[slot, LOG_PI]
-                    h = stop_probability(residual_mass(math.sqrt(sq), log_pi), log_pi)
-                    candidate = u_stop[slot, i] < h
-                    if candidate:
-                        fstate[slot, CAND_LOG_PI] = log_pi
-                    fstate[slot, LOG_PI] = min(0.0, log_pi + log_rho)
-                elif rule == TOKEN:
-                    candidate = not u_stop[slot, i] < math.exp(min(0.0, log_rho))
-                elif rule == SRS:
-                    candidate = i == 0
-                    fstate[slot, LOG_PI] += log_rho
-                if candidate:
-                    istate[slot, CAND] = i
-                    istate[slot, CAND_ROW] = g
-                    fstate[slot, CAND_LOG_REF] = fstate[slot, LOG_REF]
-                    for t in range(dim):
-                        cand_D[slot, t] = den[row, t]
-                        W_cand[slot, t] = W_rows[row, t]
-                        xi_cand[slot, t] = xi_rows[row, t]
-                    if rule == TOKEN:
-                        istate[slot, DEAD] = 1    # rows after the first rejection are unused
-                if track:
-                    fstate[slot, LOG_REF] += reference_term(xi_rows[row], den[row], d_draft[s],
-                                                            ref_D[s], scale)
-            else:                                 # row k: kept whole?
-                keep = keeps_whole(rule, fstate[slot, LOG_PI], u_stop[slot, k[slot]])
-                istate[slot, ACCEPT] = 1 if keep else 0
-                if keep:
-                    istate[slot, FULL_ROW] = g
-                    for t in range(dim):
-                        full_D[slot, t] = den[row, t]
+
+
+@kernel(inline="always")
+def _residual_noise(rng, s, rule, xi, delta, sq, log_pi):
+    """The noise of the step a cut block takes from its stop candidate.
+
+    Token: the maximal reflection coupling of the candidate's noise ``xi``;
+    block: a fresh normal whose component along ``delta`` is drawn from the
+    residual ``(pi phi(t - d) - phi(t))_+`` (from the target when its mass is ~0).
+    """
+    if rule == TOKEN:
+        return set_along(xi, delta, True, 0.0)
+    noise = np.empty(delta.shape[0])
+    fill_normals(rng, s, noise)
+    d = math.sqrt(sq)
+    if d == 0.0 or residual_mass(d, log_pi) <= TINY:
+        for t in range(delta.shape[0]):           # that branch has ~0 probability: draw from p
+            noise[t] += delta[t]
+        return noise
+    while True:
+        tt, ok = residual_try(d, log_pi, next_double(rng, s), next_double(rng, s),
+                              next_double(rng, s), next_double(rng, s))
+        if ok:
+            return set_along(noise, delta, False, tt)
+
+
+@kernel(inline="always")
+def _cut_block(rng, rule, s, slot, step, y, d_draft, a, b, c, W_cand, xi_cand, fstate, cand_D,
+               track, ref_D, log_ref):
+    """Move sample ``s`` from its stop candidate (at chain step ``step``) by the residual
+    step (:func:`settle_blocks`, whose arrays these are)."""
+    dim = y.shape[1]
+    scale = b[step] / c[step]
+    delta = np.empty(dim)
+    sq = 0.0
+    for t in range(dim):
+        delta[t] = scale * (cand_D[slot, t] - d_draft[s, t])
+        sq += delta[t] * delta[t]
+    noise = _residual_noise(rng, s, rule, xi_cand[slot], delta, sq, fstate[slot, CAND_LOG_PI])
+    if track:
+        log_ref[s] += fstate[slot, CAND_LOG_REF] + reference_term(
+            noise, cand_D[slot], d_draft[s], ref_D[s], scale)
+    for t in range(dim):
+        y[s, t] = a[step] * W_cand[slot, t] + b[step] * d_draft[s, t] + c[step] * noise[t]
+        d_draft[s, t] = cand_D[slot, t]           # the denoiser at the last kept state: stale
 
 
 @twin
-def settle_blocks(rng, rule, samples, j, k, stop_at, n_steps, y, d_draft, fresh,
-                  a, b, c, W_cur, n_drawn, W_cand, xi_cand, u_stop, fstate, istate, cand_D,
-                  full_D,
-                  mode, fixed, row_cost, k_state, mean, cuts, at_risk, progress, tau_out,
-                  track, ref_D, log_ref):
+def settle_blocks(
+    rng,      # uint64 (S, 4): PCG64 state of each sample's stream (fastspec._seeds)
+    rule,     # int: TOKEN, BLOCK, SRS or UNVERIFIED (fastspec._rules)
+    rnd,      # the round (module doc)
+    n_steps,  # int: N, the chain's length
+    chain,    # per-sample state (module doc), updated
+    coef,     # (a, b, c) (module doc)
+    walk,     # (W_cur, n_drawn, W_cand, xi_cand) (module doc)
+    stream,   # (u_stop, fstate, istate) (fastspec._rules)
+    found,    # (cand_D, full_D) (module doc)
+    sizer,    # BlockSizer.arrays() (fastspec._sizer), updated
+    tau_out,  # int64 (A,): kept length of each slot's block (-1: srs rejected), written
+    ref,      # (track, ref_D, log_ref), log_ref updated (module doc)
+):
     """Decide each slot's kept length ``tau``, draw the residual step, install the next draft.
 
     Also updates the sample's block size, and takes the last step (of
@@ -321,6 +452,14 @@ def settle_blocks(rng, rule, samples, j, k, stop_at, n_steps, y, d_draft, fresh,
     ``tau_out = -1`` and leaves the sample as it was. With ``track``, adds each
     step's :func:`reference_term` to ``log_ref``.
     """
+    samples, j, k, _, _ = rnd
+    y, d_draft, fresh, progress, stop_at = chain
+    a, b, c = coef
+    W_cur, n_drawn, W_cand, xi_cand = walk
+    u_stop, fstate, istate = stream
+    cand_D, full_D = found
+    mode, fixed, row_cost, k_state, mean, cuts, at_risk = sizer
+    track, ref_D, log_ref = ref
     dim = y.shape[1]
     for slot in prange(samples.shape[0]):
         s = samples[slot]
@@ -328,65 +467,27 @@ def settle_blocks(rng, rule, samples, j, k, stop_at, n_steps, y, d_draft, fresh,
         if n_drawn[slot] < kk:                    # steps no row was built for (none asked)
             xi_rest = np.empty(dim)
             for i in range(n_drawn[slot], kk):
-                _take_step(rng, s, slot, i, j[slot] + i, W_cur, d_draft, a, b, c, xi_rest)
+                _take_step(rng, s, slot, j[slot] + i, W_cur, d_draft, coef, xi_rest)
             n_drawn[slot] = kk
-        accept = istate[slot, ACCEPT]
-        if accept < 0:                            # row k was not asked (or never reached)
-            if istate[slot, DEAD]:
-                accept = 0
-            else:
-                accept = 1 if keeps_whole(rule, fstate[slot, LOG_PI], u_stop[slot, kk]) else 0
-        if rule == SRS and accept == 0:           # redrawn from the residual by the caller
-            tau_out[slot] = -1
-            update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, 0)
+        tau = kept_length(rule, u_stop, fstate, istate, slot, kk)
+        tau_out[slot] = tau
+        update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, max(tau, 0))
+        if tau < 0:                               # redrawn from the residual by the caller
             continue
-        tau = kk if accept == 1 else istate[slot, CAND]
         if tau == kk:
             if track:
                 log_ref[s] += fstate[slot, LOG_REF]
             y[s, :] = W_cur[slot, :]
-            if istate[slot, FULL_ROW] >= 0:
+            fresh[s] = istate[slot, FULL_ROW] >= 0
+            if fresh[s]:
                 d_draft[s, :] = full_D[slot, :]
-                fresh[s] = True
-            else:
-                fresh[s] = False
             new_j = j[slot] + kk
         else:
-            step = j[slot] + tau
-            scale = b[step] / c[step]
-            delta = np.empty(dim)
-            sq = 0.0
-            for t in range(dim):
-                delta[t] = scale * (cand_D[slot, t] - d_draft[s, t])
-                sq += delta[t] * delta[t]
-            if rule == TOKEN:
-                noise = set_along(xi_cand[slot], delta, True, 0.0)
-            else:
-                noise = np.empty(dim)
-                fill_normals(rng, s, noise)
-                d = math.sqrt(sq)
-                log_pi = fstate[slot, CAND_LOG_PI]
-                if d == 0.0 or residual_mass(d, log_pi) <= TINY:
-                    for t in range(dim):          # that branch has ~0 probability: draw from p
-                        noise[t] += delta[t]
-                else:
-                    while True:
-                        tt, ok = residual_try(d, log_pi, next_double(rng, s), next_double(rng, s),
-                                              next_double(rng, s), next_double(rng, s))
-                        if ok:
-                            break
-                    noise = set_along(noise, delta, False, tt)
-            if track:
-                log_ref[s] += fstate[slot, CAND_LOG_REF] + reference_term(
-                    noise, cand_D[slot], d_draft[s], ref_D[s], scale)
-            for t in range(dim):
-                y[s, t] = a[step] * W_cand[slot, t] + b[step] * d_draft[s, t] + c[step] * noise[t]
-                d_draft[s, t] = cand_D[slot, t]   # the denoiser at the last kept state: stale
+            _cut_block(rng, rule, s, slot, j[slot] + tau, y, d_draft, a, b, c, W_cand, xi_cand,
+                       fstate, cand_D, track, ref_D, log_ref)
             fresh[s] = False
             new_j = j[slot] + tau + 1
-        tau_out[slot] = tau
         progress[s] = new_j
-        update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, tau)
         if fresh[s] and stop_at[s] - new_j == 1 and stop_at[s] == n_steps:
             noise = np.empty(dim)                 # the last step needs no round
             fill_normals(rng, s, noise)

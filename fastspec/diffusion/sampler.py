@@ -28,8 +28,7 @@ from .._seeds import fill_normals
 from .._planner import plan_round
 from .._sizer import COST, BlockSizer
 from . import kernels
-from .._rules import BLOCK, N_ISTATE, RULES, SRS
-from .kernels import N_FSTATE
+from .._rules import BLOCK, N_FSTATE, N_ISTATE, RULES, SRS
 
 
 @kernel
@@ -135,10 +134,12 @@ class DiffusionSampler(SamplerBase):
         r.chunks = {}
         if self.sizer.mode == COST:
             self.sizer.reserve(r.k)
-        kernels.draft_blocks(self.parallel, self.rng, r.samples, r.j, r.k, r.first_row,
-                             self.fresh, self.y, self.d_draft, self.a, self.b, self.c, r.u_stop,
-                             r.fstate, r.istate, r.cand_D, r.W_cur, r.n_drawn, r.W_cand,
-                             r.xi_cand, self.track, self.ref_D)
+        r.rnd = (r.samples, r.j, r.k, r.first_row, r.row_start)
+        r.stream = (r.u_stop, r.fstate, r.istate)
+        r.walk = (r.W_cur, r.n_drawn, r.W_cand, r.xi_cand)
+        r.found = (r.cand_D, r.full_D)
+        kernels.draft_blocks(self.parallel, self.rng, r.rnd, self._chain(), self._coef(),
+                             r.stream, r.walk, r.found, self._ref())
         self._r = r
         return int(r.row_start[-1])
 
@@ -151,10 +152,8 @@ class DiffusionSampler(SamplerBase):
         sigma = np.empty(K)
         W_rows = np.empty((K, d))
         xi_rows = np.empty((K, d))
-        kernels.fill_states(self.parallel, self.rng, r.samples, r.j, r.k, r.first_row,
-                            r.row_start, start, stop, self.d_draft, self.a, self.b, self.c,
-                            self.s, self.sigma, r.W_cur, r.n_drawn, r.xi_cand, z, sigma, W_rows,
-                            xi_rows)
+        kernels.fill_states(self.parallel, self.rng, r.rnd, start, stop, self._chain(),
+                            self._coef(), (self.s, self.sigma), r.walk, (z, sigma, W_rows, xi_rows))
         r.chunks[start] = (W_rows, xi_rows)
         if self.trace is not None:
             self.trace.append((start, W_rows.copy()))
@@ -163,10 +162,9 @@ class DiffusionSampler(SamplerBase):
     def consume(self, answer, start, stop, where):
         r = self._r
         W_rows, xi_rows = r.chunks.pop(start)
-        kernels.verify_rows(self.parallel, self.rule, answer, start, stop, r.samples, r.j, r.k,
-                            r.first_row, r.row_start, self.d_draft, self.b, self.c, W_rows,
-                            xi_rows, r.u_stop, r.fstate, r.istate, r.cand_D, r.full_D, r.W_cand,
-                            r.xi_cand, r.err, self.track, self.ref_D)
+        kernels.verify_rows(self.parallel, self.rule, answer, start, stop, r.rnd, self._chain(),
+                            self._coef(), (W_rows, xi_rows), r.stream, r.walk, r.found, r.err,
+                            self._ref())
         if r.err[:, 0].any():
             slot = int(np.flatnonzero(r.err[:, 0])[0])
             _, g, step = (int(v) for v in r.err[slot])
@@ -179,14 +177,22 @@ class DiffusionSampler(SamplerBase):
         if r is None:
             return
         tau = np.empty(r.samples.size, dtype=np.int64)
-        kernels.settle_blocks(self.parallel, self.rng, self.rule, r.samples, r.j, r.k, self.stop,
-                              self.n_steps, self.y, self.d_draft, self.fresh, self.a, self.b,
-                              self.c, r.W_cur, r.n_drawn, r.W_cand, r.xi_cand, r.u_stop,
-                              r.fstate, r.istate, r.cand_D, r.full_D, *self.sizer.arrays(),
-                              self.progress_j, tau, self.track, self.ref_D, self.log_ref)
+        kernels.settle_blocks(self.parallel, self.rng, self.rule, r.rnd, self.n_steps,
+                              self._chain(), self._coef(), r.walk, r.stream, r.found,
+                              self.sizer.arrays(), tau, self._ref())
         if self.trace is not None:
             self.trace.append((-1, r.W_cur.copy()))
         self._settled(r, tau, where)
+
+    # -- the kernels' state tuples (fastspec.diffusion.kernels) ------------------------------
+    def _chain(self):
+        return self.y, self.d_draft, self.fresh, self.progress_j, self.stop
+
+    def _coef(self):
+        return self.a, self.b, self.c
+
+    def _ref(self):
+        return self.track, self.ref_D, self.log_ref
 
     def row_bytes(self):
         """A row's state, its answer, its draft state and its noise, float64 ``(d,)`` each."""

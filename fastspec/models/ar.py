@@ -132,11 +132,17 @@ def to_characters(text):
     Parameters
     ----------
     text : str
+        Any text.
 
     Returns
     -------
     str
         Only ``a-z`` and single spaces.
+
+    Raises
+    ------
+    TypeError
+        If ``text`` is not a str.
 
     Examples
     --------

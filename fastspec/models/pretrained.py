@@ -491,19 +491,18 @@ class TextMLM(_NetworkAR):
 
 
 # -- public constructors ------------------------------------------------------------------
+# Each reads its weight file with load_weights, which raises FileNotFoundError (naming the
+# command that writes the file) when it is missing.
 
 def digits_ar():
     """The shipped any-order AR model of 8x8 digits (n = 64 pixels, q = 4 grey levels).
+
+    Raises FileNotFoundError if ``weights/digits_ar.npz`` is missing (:func:`load_weights`).
 
     Returns
     -------
     DigitsAR
         An :class:`fastspec.ARModel`; symbols are :func:`quantise_digits` levels.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the weight file is missing.
 
     Examples
     --------
@@ -521,6 +520,8 @@ def digits_ar():
 def digits_denoiser():
     """The shipped denoiser of 8x8 digits (dim = 64, pixels in ``[-1, 1]``).
 
+    Raises FileNotFoundError if ``weights/digits_denoiser.npz`` is missing (:func:`load_weights`).
+
     Trained over ``sigma`` in ``DigitsDenoiser.sigma_range``, which covers the
     noise levels of ``fastspec.schedules.ve(1000, 80, 0.002)`` and
     ``fastspec.schedules.vp(1000)``.
@@ -529,11 +530,6 @@ def digits_denoiser():
     -------
     DigitsDenoiser
         A :class:`fastspec.DiffusionModel`.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the weight file is missing.
 
     Examples
     --------
@@ -551,15 +547,12 @@ def digits_denoiser():
 def text_mlm():
     """The shipped character masked LM (windows of n characters, q = its vocabulary).
 
+    Raises FileNotFoundError if ``weights/text_mlm.npz`` is missing (:func:`load_weights`).
+
     Returns
     -------
     TextMLM
         An :class:`fastspec.ARModel`; ``model.decode(ids)`` gives the text.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the weight file is missing.
 
     Examples
     --------
@@ -576,15 +569,13 @@ def text_mlm():
 def digits_mixture():
     """The baseline: a mixture of products fit by EM to the quantised training digits.
 
+    ``python -m fastspec.train digits-ar`` fits it beside :func:`digits_ar`. Raises
+    FileNotFoundError if ``weights/digits_mixture.npz`` is missing (:func:`load_weights`).
+
     Returns
     -------
     MixtureOfProducts
         n = 64, q as :func:`digits_ar`; ``.config`` holds how it was fit.
-
-    Raises
-    ------
-    FileNotFoundError
-        If the weight file is missing.
     """
     arrays, config = load_weights("digits_mixture")
     model = MixtureOfProducts(arrays["weights"], arrays["probs"])

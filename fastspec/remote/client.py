@@ -249,7 +249,9 @@ def ar_model(url, model_name, *, n, q, positions=False, timeout=30.0, retries=3,
         -1); the answer is ``(K, W, q)`` instead of ``(K, n, q)``.
     timeout, retries, backoff : see :class:`Endpoint`
     names : dict, optional
-        Tensor names instead of ``context``, ``positions``, ``marginals``.
+        Tensor names instead of ``context``, ``positions``, ``marginals``: keys among
+        :data:`TENSOR_NAMES` (the protocol's roles), values the server's names; a
+        role left out keeps its default name.
 
     Returns
     -------

@@ -121,6 +121,17 @@ def fit(module, batch_loss, val_loss, *, steps, lr, weight_decay, eval_every, ma
                 seconds=time.perf_counter() - t0, capped=capped)
 
 
+def fit_config(module, batch_loss, val_loss, cfg, max_minutes, *, seed, threads, objective):
+    """:func:`fit` with the settings of a trainer's ``cfg``; its record also holds the
+    seed, threads, torch's version, ``cfg`` and what the validation loss measures."""
+    rec = fit(module, batch_loss, val_loss, steps=cfg["steps"], lr=cfg["lr"],
+              weight_decay=cfg["weight_decay"], eval_every=cfg["eval_every"],
+              max_minutes=max_minutes)
+    rec.update(seed=seed, threads=threads, torch=torch.__version__, config=cfg,
+               objective=objective)
+    return rec
+
+
 def save_weights(name, module, arch, kwargs, train, extra_config=None, out_dir=WEIGHTS_DIR):
     """Write ``module``'s state as ``out_dir/WEIGHT_FILES[name]``; returns the path."""
     arrays = {}
@@ -181,11 +192,8 @@ def train_digits_ar(seed=0, threads=1, max_minutes=30.0, out_dir=WEIGHTS_DIR, **
         return heldout_any_order(module, x["val"], repeats=8, seed=seed + 1) / 64
 
     log(f"digits-ar: {sum(p.numel() for p in module.parameters())} parameters, {cfg}")
-    rec = fit(module, batch_loss, val_loss, steps=cfg["steps"], lr=cfg["lr"],
-              weight_decay=cfg["weight_decay"], eval_every=cfg["eval_every"],
-              max_minutes=max_minutes)
-    rec.update(seed=seed, threads=threads, torch=torch.__version__, config=cfg,
-               objective="any-order NLL per pixel (nats), validation, 8 mask draws")
+    rec = fit_config(module, batch_loss, val_loss, cfg, max_minutes, seed=seed, threads=threads,
+                     objective="any-order NLL per pixel (nats), validation, 8 mask draws")
     save_weights("digits_ar", module, "MaskedMLP", kwargs, rec, out_dir=out_dir)
     rec["best_val_stored_weights"] = heldout_any_order(_reload("digits_ar", out_dir), x["val"], 8,
                                                        seed + 1) / 64
@@ -289,11 +297,8 @@ def train_digits_denoiser(seed=0, threads=1, max_minutes=30.0, out_dir=WEIGHTS_D
 
     log(f"digits-denoiser: {sum(p.numel() for p in module.parameters())} parameters, "
         f"sigma_data={sigma_data:.4f}, {cfg}")
-    rec = fit(module, batch_loss, val_loss, steps=cfg["steps"], lr=cfg["lr"],
-              weight_decay=cfg["weight_decay"], eval_every=cfg["eval_every"],
-              max_minutes=max_minutes)
-    rec.update(seed=seed, threads=threads, torch=torch.__version__, config=cfg,
-               objective="EDM-weighted denoising loss, validation, 16 fixed draws per image")
+    rec = fit_config(module, batch_loss, val_loss, cfg, max_minutes, seed=seed, threads=threads,
+                     objective="EDM-weighted denoising loss, validation, 16 fixed draws per image")
     save_weights("digits_denoiser", module, "EDMDenoiser", kwargs, rec, out_dir=out_dir)
     stored = _reload("digits_denoiser", out_dir)
     with torch.no_grad():
@@ -340,11 +345,8 @@ def train_text_mlm(seed=0, threads=1, max_minutes=30.0, out_dir=WEIGHTS_DIR, **o
 
     log(f"text-mlm: {len(text)} characters, vocabulary {q}: {vocab!r}; "
         f"{sum(p.numel() for p in module.parameters())} parameters, {cfg}")
-    rec = fit(module, batch_loss, val_loss, steps=cfg["steps"], lr=cfg["lr"],
-              weight_decay=cfg["weight_decay"], eval_every=cfg["eval_every"],
-              max_minutes=max_minutes)
-    rec.update(seed=seed, threads=threads, torch=torch.__version__, config=cfg,
-               objective="any-order bits per character, validation windows, 2 mask draws")
+    rec = fit_config(module, batch_loss, val_loss, cfg, max_minutes, seed=seed, threads=threads,
+                     objective="any-order bits per character, validation windows, 2 mask draws")
     extra = dict(vocab=vocab, text_source="pydoc_data.topics", python=".".join(
         map(str, __import__("sys").version_info[:3])))
     save_weights("text_mlm", module, "MaskedTransformer", kwargs, rec, extra, out_dir=out_dir)
