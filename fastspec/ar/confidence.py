@@ -37,12 +37,14 @@ from .._driver import RoundLog, SamplerBase
 from .._errors import OracleError
 from .._jit import kernel
 from .._planner import plan_round
-from .._rules import (ACCEPT, BLOCK, CAND, CAND_ROW, DEAD, FULL_ROW, LOG_PI, N_ISTATE, RULES,
-                      TINY, TOKEN, keeps_whole, rows_of_slot, slots_of_rows, stop_probability)
+from .._rules import (BLOCK, CAND_LOG_PI, CAND_LOG_SUM, DEAD, FULL_ROW, LOG_PI, LOG_SUM,
+                      N_FSTATE, N_ISTATE, RULES, TINY, TOKEN, kept_length, reset_slot,
+                      row_of, rows_of_slot, slots_of_rows, verify_draft_row,
+                      verify_last_row)
 from .._seeds import next_double
 from .._sizer import COST, DEFAULT, BlockSizer, update as update_block_size
 from .kernels import check_marginal, draw_categorical
-from .sampler import check_given
+from .sampler import _Round, check_given
 
 #: Confidences within this of the highest are ties (the lowest index wins). An
 #: oracle's float64 rounding moves a probability by about 1e-16; two positions a
@@ -60,9 +62,9 @@ PROBE_MAX_Q = 256
 #: taken as the target's without checking (symbols are still verified there).
 UNCHECKED_POSITIONS = -1
 
-# Float columns of the per-slot state after LOG_PI, and integer columns after N_ISTATE.
-LOGP, CAND_LOG_PI, CAND_LOGP = 1, 2, 3
-N_FSTATE = 4
+# The per-slot streaming state is fastspec._rules' (its LOG_SUM column: log p of the
+# pairs read so far), plus two integer columns: the stop candidate's target position
+# and whether the draft chose it there.
 CAND_POS, CAND_MATCH = N_ISTATE, N_ISTATE + 1
 
 
@@ -224,15 +226,11 @@ def draft_pairs(rng, samples, t, k, fresh, x, draft, table, counts, last, D, W, 
             guess_neighbours(table, counts, s, dist, conf, b, w)
         for j in range(k[a] + 1):
             u_stop[a, j] = next_double(rng, s)
-        fstate[a, :] = 0.0
-        istate[a, :] = 0
-        istate[a, CAND_ROW] = -1
-        istate[a, ACCEPT] = -1
-        istate[a, FULL_ROW] = -1
+        reset_slot(fstate, istate, a)
         istate[a, CAND_POS] = D[a, 0] if k[a] > 0 else -1
         istate[a, CAND_MATCH] = 1
         if fresh[s] and k[a] > 0:
-            fstate[a, LOGP] = math.log(q_at[a, 0])
+            fstate[a, LOG_SUM] = math.log(q_at[a, 0])
 
 
 @kernel
@@ -255,13 +253,13 @@ def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, ro
     probe rows after row ``k`` (first round) only teach it.
     """
     n, q = x.shape[1], probs.shape[2]
+    verified = BLOCK if rule == UNCHECKED_POSITIONS else rule   # (the negative control's rule)
     slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for a in range(slot_lo, slot_hi):
         s = samples[a]
         r0, r1 = rows_of_slot(row_start, a, start, stop)
         for g in range(r0, r1):
-            row = g - start
-            i = g - row_start[a] + first_row[a]
+            _, row, i = row_of(samples, row_start, first_row, start, a, g)
             if i > k[a]:                          # a probe row: symbol i - k - 1 at probe[a]
                 if err[a, 0] == 0:
                     learn_from_unused_row(table, counts, s, probs, row, tol, x, D, a, 0,
@@ -312,10 +310,9 @@ def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, ro
                 matched = best == b
                 p_w = probs[row, b, W[a, i]] / totals[b] if matched else 0.0
                 rho = p_w / q_at[a, i]
-                candidate = False
-                if rule == BLOCK or rule == UNCHECKED_POSITIONS:
-                    log_pi = fstate[a, LOG_PI]
-                    pi = math.exp(log_pi)
+                residual = 0.0
+                if verified == BLOCK:             # sum_y (pi p(y) - q(y))_+, pi elsewhere
+                    pi = math.exp(fstate[a, LOG_PI])
                     residual = pi
                     if matched:
                         residual = 0.0
@@ -323,41 +320,26 @@ def verify_pair_rows(rule, probs, tol, start, stop, samples, t, k, first_row, ro
                             d = pi * (probs[row, b, y] / totals[b]) - q_draft[a, i, y]
                             if d > 0.0:
                                 residual += d
-                    candidate = u_stop[a, i] < stop_probability(residual, log_pi)
-                    if candidate:
-                        fstate[a, CAND_LOG_PI] = log_pi
-                elif rule == TOKEN:
-                    candidate = not u_stop[a, i] < rho
-                if candidate:
-                    istate[a, CAND] = i
-                    istate[a, CAND_ROW] = g
+                log_rho = math.log(rho) if rho > 0.0 else -math.inf
+                if verify_draft_row(verified, u_stop, fstate, istate, a, i, g, rho, log_rho,
+                                    residual):
                     istate[a, CAND_POS] = best
                     istate[a, CAND_MATCH] = 1 if matched else 0
-                    fstate[a, CAND_LOGP] = fstate[a, LOGP]
-                    for p in range(n):
-                        if conf[p] >= 0.0:
-                            for y in range(q):
-                                draft[s, p, y] = probs[row, p, y] / totals[p]
-                    if rule == TOKEN:
-                        istate[a, DEAD] = 1       # rows after the first rejection are unused
-                        continue
-                if rule == BLOCK or rule == UNCHECKED_POSITIONS:
-                    if rho > 0.0:
-                        fstate[a, LOG_PI] = min(0.0, fstate[a, LOG_PI] + math.log(rho))
-                    else:
-                        istate[a, DEAD] = 1       # pi = 0: no later row can be used
+                    keep_row(draft, s, probs, row, conf, totals)
                 if p_w > 0.0:
-                    fstate[a, LOGP] += math.log(p_w)
-            else:                                 # row k: kept whole?
-                keep = keeps_whole(BLOCK if rule == UNCHECKED_POSITIONS else rule,
-                                   fstate[a, LOG_PI], u_stop[a, k[a]])
-                istate[a, ACCEPT] = 1 if keep else 0
-                if keep:
-                    istate[a, FULL_ROW] = g
-                    for p in range(n):
-                        if conf[p] >= 0.0:
-                            for y in range(q):
-                                draft[s, p, y] = probs[row, p, y] / totals[p]
+                    fstate[a, LOG_SUM] += math.log(p_w)
+            elif verify_last_row(verified, u_stop, fstate, istate, a, k[a], g):
+                keep_row(draft, s, probs, row, conf, totals)
+
+
+@kernel(inline="always")
+def keep_row(draft, s, probs, row, conf, totals):
+    """Sample ``s``'s draft marginals become the answer row's, normalised, at the positions
+    the row read (``conf >= 0``): the next draft, and the residual's target at a cut."""
+    for p in range(conf.shape[0]):
+        if conf[p] >= 0.0:
+            for y in range(probs.shape[2]):
+                draft[s, p, y] = probs[row, p, y] / totals[p]
 
 
 @kernel
@@ -377,14 +359,8 @@ def settle_pairs(rng, rule, samples, t, k, x, orders, n_free, draft, fresh, last
     for a in range(samples.shape[0]):
         s = samples[a]
         kk = k[a]
-        accept = istate[a, ACCEPT]
-        if accept < 0:                            # row k was not asked (or never reached)
-            if istate[a, DEAD]:
-                accept = 0
-            else:
-                accept = 1 if keeps_whole(BLOCK if rule == UNCHECKED_POSITIONS else rule,
-                                          fstate[a, LOG_PI], u_stop[a, kk]) else 0
-        tau = kk if accept == 1 else istate[a, CAND]
+        tau = kept_length(BLOCK if rule == UNCHECKED_POSITIONS else rule, u_stop, fstate,
+                          istate, a, kk)
         for i in range(tau):
             x[s, D[a, i]] = W[a, i]
             orders[s, t[a] + i] = D[a, i]
@@ -403,14 +379,14 @@ def settle_pairs(rng, rule, samples, t, k, x, orders, n_free, draft, fresh, last
                 for y in range(q):
                     weights[y] = marginal[y]
             y = draw_categorical(weights, next_double(rng, s))
-            log_prob[s] += fstate[a, CAND_LOGP] + math.log(marginal[y])
+            log_prob[s] += fstate[a, CAND_LOG_SUM] + math.log(marginal[y])
             x[s, b] = y
             orders[s, t[a] + tau] = b
             new_t = t[a] + tau + 1
             fresh[s] = False
             last[s, 0], last[s, 1] = b, y
         else:
-            log_prob[s] += fstate[a, LOGP]
+            log_prob[s] += fstate[a, LOG_SUM]
             new_t = t[a] + kk
             fresh[s] = istate[a, FULL_ROW] >= 0
             last[s, 0] = -1
@@ -427,23 +403,16 @@ def settle_pairs(rng, rule, samples, t, k, x, orders, n_free, draft, fresh, last
                     progress[s] = new_t + 1
 
 
-class _Round:
-    """This round's per-slot arrays (slot a holds sample ``samples[a]``)."""
-
-
 class ConfidenceSampler(SamplerBase):
     """All samples of one ``order="confidence"`` call (see the module docstring).
 
     Parameters
     ----------
-    model : ARModel
-    streams : fastspec._seeds.SampleStreams
-    method : {"sequential", "token", "block"}
-    block_size, row_cost, given
-        As in :func:`fastspec.sample`.
+    model, streams, method, block_size, row_cost, given
+        As for :class:`fastspec.ar.sampler.ARSampler`.
     rule : int, optional
-        Verification rule overriding the method's (tests: ``UNVERIFIED``,
-        :data:`UNCHECKED_POSITIONS`).
+        Verification rule overriding the method's (tests: ``UNVERIFIED``, and
+        :data:`UNCHECKED_POSITIONS`, which takes drafted positions unchecked).
     policy : numba.njit function, optional
         Chooses the position of each step instead of the confidence rule:
         ``policy(marginals, positions) -> position``, one context's normalised
