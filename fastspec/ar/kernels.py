@@ -207,46 +207,6 @@ def _block_residual(probs, row, cb, total, draft, s, o, log_pi):
     return residual
 
 
-@kernel(inline="always")
-def _verify_row(rule, dense, probs, tol, start, samples, t, k, first_row, row_start, orders,
-                n_order, draft, W, q_at, u_stop, fstate, istate, cand_target, full_win, win_len,
-                err, a, g):
-    """Check and read the marginals of round row ``g`` of slot ``a`` (:func:`verify_rows`,
-    whose arrays these are: not its state tuples, see fastspec._rules); False: the slot
-    reads no more rows."""
-    if istate[a, DEAD]:
-        return False
-    s, row, i = row_of(samples, row_start, first_row, start, a, g)
-    if i == k[a]:                                 # row k: kept whole?
-        if verify_last_row(rule, u_stop, fstate, istate, a, k[a], g):
-            first = t[a] + k[a]
-            _copy_window(probs, row, orders, s, first, min(win_len[a], n_order[s] - first),
-                         full_win[a], dense, first)
-        return True
-    b = orders[s, t[a] + i]
-    cb = b if dense else 0
-    total, code = check_marginal(probs[row, cb], tol)
-    if code != 0:
-        err[a, 0], err[a, 1], err[a, 2] = code, g, b
-        istate[a, DEAD] = 1
-        return False
-    p_w = probs[row, cb, W[a, i]] / total
-    rho = p_w / q_at[a, i]
-    log_rho = 0.0
-    residual = 0.0
-    if rule == BLOCK or rule == SRS:
-        log_rho = math.log(rho) if rho > 0.0 else -math.inf
-    if rule == BLOCK:
-        residual = _block_residual(probs, row, cb, total, draft, s, (t[a] + i) % draft.shape[1],
-                                   fstate[a, LOG_PI])
-    if verify_draft_row(rule, u_stop, fstate, istate, a, i, g, rho, log_rho, residual):
-        for y in range(draft.shape[2]):
-            cand_target[a, y] = probs[row, cb, y] / total
-    if p_w > 0.0:
-        fstate[a, LOGP] += math.log(p_w)
-    return True
-
-
 @twin
 def verify_rows(
     rule,     # int: TOKEN, BLOCK, SRS or UNVERIFIED (fastspec._rules)
@@ -287,11 +247,37 @@ def verify_rows(
     slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for a in prange(slot_lo, slot_hi):
         r0, r1 = rows_of_slot(row_start, a, start, stop)
-        for g in range(r0, r1):
-            if not _verify_row(rule, dense, probs, tol, start, samples, t, k, first_row,
-                               row_start, orders, n_order, draft, W, q_at, u_stop, fstate,
-                               istate, cand_target, full_win, win_len, err, a, g):
+        for g in range(r0, r1):           # (read inline, not by a helper: see fastspec._rules)
+            if istate[a, DEAD]:
                 break
+            s, row, i = row_of(samples, row_start, first_row, start, a, g)
+            if i == k[a]:                                 # row k: kept whole?
+                if verify_last_row(rule, u_stop, fstate, istate, a, k[a], g):
+                    first = t[a] + k[a]
+                    _copy_window(probs, row, orders, s, first,
+                                 min(win_len[a], n_order[s] - first), full_win[a], dense, first)
+                continue
+            b = orders[s, t[a] + i]
+            cb = b if dense else 0
+            total, code = check_marginal(probs[row, cb], tol)
+            if code != 0:
+                err[a, 0], err[a, 1], err[a, 2] = code, g, b
+                istate[a, DEAD] = 1
+                break
+            p_w = probs[row, cb, W[a, i]] / total
+            rho = p_w / q_at[a, i]
+            log_rho = 0.0
+            residual = 0.0
+            if rule == BLOCK or rule == SRS:
+                log_rho = math.log(rho) if rho > 0.0 else -math.inf
+            if rule == BLOCK:
+                residual = _block_residual(probs, row, cb, total, draft, s,
+                                           (t[a] + i) % draft.shape[1], fstate[a, LOG_PI])
+            if verify_draft_row(rule, u_stop, fstate, istate, a, i, g, rho, log_rho, residual):
+                for y in range(draft.shape[2]):
+                    cand_target[a, y] = probs[row, cb, y] / total
+            if p_w > 0.0:
+                fstate[a, LOGP] += math.log(p_w)
         s = samples[a]
         g = istate[a, CAND_ROW]
         if r0 <= g < r1:
