@@ -1,11 +1,12 @@
 """asv benchmarks, ``order="confidence"`` (issue 20 part 2): rounds and rows per sample."""
-import numpy as np
 
 import fastspec
 from fastspec.models import MarkovChain
 
+from . import _PerSampleTracks
 
-class ConfidenceRounds:
+
+class ConfidenceRounds(_PerSampleTracks):
     """The character chain in confidence order, 16 samples: rounds (goal: n / 3 at n = 128)."""
     params = (["sequential", "token", "block"], [32, 128])
     param_names = ["method", "n"]
@@ -15,14 +16,6 @@ class ConfidenceRounds:
         chain = MarkovChain.characters(n)
         self.res = fastspec.sample(chain, n_samples=16, method=method, order="confidence",
                                    seed=0)
-
-    def track_rounds_per_sample(self, method, n):
-        return float(np.mean(self.res.stats.rounds_per_sample))
-    track_rounds_per_sample.unit = "rounds"
-
-    def track_rows_per_n(self, method, n):
-        return float(np.mean(self.res.stats.rows_per_sample)) / n
-    track_rows_per_n.unit = "rows / n"
 
 
 class ConfidenceTime:

@@ -6,8 +6,10 @@ from fastspec.bench import dllm
 from fastspec.models import MarkovChain
 from fastspec._rules import SPECULATIVE_METHODS
 
+from . import _PerSampleTracks
 
-class CharacterChainRounds:
+
+class CharacterChainRounds(_PerSampleTracks):
     """Rounds, rows and transition KL rate above the exact floor, 64 samples."""
     params = (SPECULATIVE_METHODS, [128, 1024])
     param_names = ["method", "n"]
@@ -16,14 +18,6 @@ class CharacterChainRounds:
     def setup(self, method, n):
         self.chain = MarkovChain.characters(n)
         self.res = fastspec.sample(self.chain, n_samples=64, method=method, seed=0)
-
-    def track_rounds_per_sample(self, method, n):
-        return float(np.mean(self.res.stats.rounds_per_sample))
-    track_rounds_per_sample.unit = "rounds"
-
-    def track_rows_per_n(self, method, n):
-        return float(np.mean(self.res.stats.rows_per_sample)) / n
-    track_rows_per_n.unit = "rows / n"
 
 
 class CharacterChainOracle:
