@@ -13,7 +13,7 @@ module holds what both pipelines share: the argument check and
 rows and counts its calls, rows and seconds apart from the target's.
 """
 
-from ._driver import MEMORY_BUDGET, CallCounter
+from ._driver import CallCounter, rows_per_call
 from ._errors import OracleError
 
 
@@ -83,12 +83,7 @@ class Drafter:
 
     def chunks(self, rows, row_bytes):
         """``(start, stop)`` of each call for ``rows`` rows of ``row_bytes`` bytes each."""
-        if self.max_rows is None:
-            step = rows
-        elif self.max_rows == "auto":
-            step = max(1, MEMORY_BUDGET // max(1, row_bytes))
-        else:
-            step = self.max_rows
+        step = rows_per_call(self.max_rows, row_bytes, rows)
         return [(start, min(rows, start + step)) for start in range(0, rows, max(1, step))]
 
     def call(self, args, rows, where):

@@ -33,12 +33,15 @@ if TYPE_CHECKING:
 MEMORY_BUDGET = 64 * 2**20
 
 
-def rows_per_call(max_rows, sampler, rows):
-    """The rows of each oracle call this round (``max_rows``: None, "auto" or an int)."""
+def rows_per_call(max_rows, row_bytes, rows):
+    """The rows of each call for ``rows`` rows (``max_rows``: None, "auto" or an int).
+
+    ``row_bytes``: the bytes one row costs (what "auto" divides the budget by).
+    """
     if max_rows is None:
         return rows
     if max_rows == "auto":
-        return max(1, min(rows, MEMORY_BUDGET // max(1, sampler.row_bytes())))
+        return max(1, min(rows, MEMORY_BUDGET // max(1, row_bytes)))
     return max_rows
 
 
@@ -290,7 +293,7 @@ def run_rounds(model, sampler, method, *, max_rows=None, progress=None):
                 sampler.finish(f"round {rounds}")   # blocks settled without an oracle row
                 continue
             idle = 0
-            step = rows_per_call(max_rows, sampler, rows)
+            step = rows_per_call(max_rows, sampler.row_bytes(), rows)
             for start in range(0, rows, step):
                 stop = min(rows, start + step)
                 where = (f"round {rounds}" if stop - start == rows else
