@@ -27,7 +27,7 @@ from fastspec.api import _sample  # noqa: E402
 from fastspec.models import TableModel  # noqa: E402
 from fastspec.remote.protocol import encode_request  # noqa: E402
 from fastspec.remote.server import (_gaussian_mixture, _markov3, ar_answer,  # noqa: E402
-                                    start_server)
+                                    keep_freed_heap, start_server)
 from lawcheck import chisquare_pvalue, empirical_counts  # noqa: E402
 
 METHODS = CONCRETE_METHODS
@@ -282,6 +282,18 @@ def test_slow_and_killed_server_give_clear_errors_within_the_timeout(server):
 def test_unknown_model_name_stops_the_server_with_a_message():
     with pytest.raises(RuntimeError, match="unknown model 'nope'"):
         start_server(["nope"], timeout=30)
+
+
+def test_server_keeps_its_freed_heap_on_glibc(monkeypatch):
+    import ctypes
+    import platform
+    assert keep_freed_heap() is (platform.libc_ver()[0] == "glibc")
+
+    class NoMallopt:                     # a C library without mallopt (musl, macOS)
+        def __init__(self, name):
+            pass
+    monkeypatch.setattr(ctypes, "CDLL", NoMallopt)
+    assert keep_freed_heap() is False
 
 
 def test_import_fastspec_remote_imports_no_client_or_server_library():
