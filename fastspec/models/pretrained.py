@@ -215,7 +215,9 @@ class _Linear:
         self.b = np.asarray(arrays[prefix + ".bias"], dtype=np.float32)
 
     def __call__(self, x):
-        return x @ self.w_t + self.b
+        y = x.reshape(-1, x.shape[-1]) @ self.w_t
+        y += self.b
+        return y.reshape(x.shape[:-1] + (y.shape[-1],))
 
 
 class _LayerNorm:
