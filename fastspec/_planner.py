@@ -8,7 +8,7 @@ samplers call it through :func:`plan_round`.
 import numpy as np
 
 from ._jit import kernel
-from ._sizer import max_next, next_block
+from ._sizer import block_after, max_next, next_block
 
 
 def plan_round(sizer, progress, stop, waiting, order_len, has_draft, fresh, tail_len, log,
@@ -77,3 +77,38 @@ def plan_blocks(progress, stop, waiting, order_len, has_draft, fresh, tail_len, 
             log_rounds[s] += 1
         n_slots += 1
     return n_slots, k_max, w_max
+
+
+def row_windows(sizer, rnd, win_len, stop, cover_block=False):
+    """:func:`fill_row_windows` for the round ``rnd = (samples, t, k, first_row, row_start)``
+    planned by :func:`plan_round`; int64 ``(rows,)``."""
+    out = np.empty(int(rnd[4][-1]), dtype=np.int64)
+    fill_row_windows(sizer.mode, sizer.fixed, sizer.k, sizer.mean, *rnd, win_len, stop,
+                     cover_block, out)
+    return out
+
+
+@kernel
+def fill_row_windows(mode, fixed, k_state, mean, samples, t, k, first_row, row_start, win_len,
+                     stop, cover_block, out):
+    """Per row of the round, the positions after its block position the sampler keeps.
+
+    Should the block of slot ``a`` stop at row ``i`` (its draft ``i`` rejected,
+    or ``i = k``: kept whole), the next draft is that row's window, as long as
+    the block the sizer then proposes (:func:`fastspec._sizer.block_after`,
+    capped by what remains): often far less than the slot's ``win_len``, which
+    bounds it over every row. The slot's ``win_len`` stays where the length is
+    not known in advance (the cost-aware sizer, a sample's last block, the
+    windows srs reads).
+    """
+    for a in range(samples.shape[0]):
+        s = samples[a]
+        for g in range(row_start[a], row_start[a + 1]):
+            i = g - row_start[a] + first_row[a]
+            kept = min(i, k[a])
+            remaining = stop[s] - (t[a] + kept + (1 if i < k[a] else 0))
+            after = block_after(mode, fixed, k_state, mean, s, k[a], kept)
+            if cover_block or after < 0 or remaining <= 0:
+                out[g] = win_len[a]
+            else:
+                out[g] = max(1, min(after, remaining, win_len[a]))

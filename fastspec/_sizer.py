@@ -153,24 +153,44 @@ def max_next(mode, fixed, k_state, mean, s, k):
 
 
 @kernel
+def _mean_after_cut(mean_s, accepted):
+    """The running mean advance after a block cut with ``accepted`` drafts kept."""
+    advance = accepted + 1.0
+    return advance if math.isnan(mean_s) else 0.5 * mean_s + 0.5 * advance
+
+
+@kernel
+def block_after(mode, fixed, k_state, mean, s, k, accepted):
+    """Sample ``s``'s block length after ``accepted`` of its ``k`` drafts are kept.
+
+    What :func:`update` will set, known before the round: the planner asks each
+    row only for the window that length needs. -1 under ``COST``, whose choice
+    reads the whole estimate.
+    """
+    if mode == FIXED:
+        return fixed
+    if k < 1:
+        return k_state[s]
+    if mode == HALVING:
+        return (max(k + 1, int(math.ceil(SRS_GROW * k))) if accepted >= k
+                else max(1, int(SRS_SHRINK * k)))
+    if mode == DEFAULT:
+        if accepted >= k:
+            return max(k_state[s], 2 * k)
+        return max(1, int(math.ceil(GROW_AFTER_CUT * _mean_after_cut(mean[s], accepted))))
+    return -1
+
+
+@kernel
 def update(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, k, accepted):
     """Record that ``accepted`` of the ``k`` drafts of sample ``s``'s block were kept."""
     if mode == FIXED or k < 1:
         return
-    if mode == HALVING:
-        k_state[s] = (max(k + 1, int(math.ceil(SRS_GROW * k))) if accepted >= k
-                      else max(1, int(SRS_SHRINK * k)))
-        return
-    if mode == DEFAULT:
-        if accepted >= k:
-            k_state[s] = max(k_state[s], 2 * k)
-            return
-        advance = accepted + 1.0
-        if math.isnan(mean[s]):
-            mean[s] = advance
-        else:
-            mean[s] = 0.5 * mean[s] + 0.5 * advance
-        k_state[s] = max(1, int(math.ceil(GROW_AFTER_CUT * mean[s])))
+    if mode == HALVING or mode == DEFAULT:
+        k_next = block_after(mode, fixed, k_state, mean, s, k, accepted)
+        if mode == DEFAULT and accepted < k:
+            mean[s] = _mean_after_cut(mean[s], accepted)
+        k_state[s] = k_next
         return
     # COST: weighted Kaplan-Meier estimate of the law of A, then the best k <= 2k.
     width = cuts.shape[1]

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import fastspec
-from fastspec._sizer import BlockSizer, update
+from fastspec._sizer import COST, BlockSizer, block_after, update
 from fastspec.models import CurieWeiss
 
 ONE = np.zeros(1, dtype=np.int64)   # the sizer's only sample
@@ -77,6 +77,26 @@ def test_every_rule_bounds_its_next_block(kwargs):
         bound = int(s.max_next(ONE, np.array([k]))[0])
         _update(s, k, int(rng.integers(0, k + 1)))
         assert _propose(s) <= bound
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(halving=True), dict(block_size=5),
+                                    dict(row_cost=0.2)])
+def test_block_after_is_what_update_sets(kwargs):
+    # The planner asks each row for the window of the block block_after predicts
+    # should the block stop there; update must then set exactly that block.
+    s = BlockSizer(kwargs.get("block_size", "auto"), [4096], row_cost=kwargs.get("row_cost"),
+                   halving=kwargs.get("halving", False))
+    rng = np.random.default_rng(2)
+    for _ in range(300):
+        k = _propose(s, 4096) if rng.random() < 0.9 else 0  # k = 0: a sample's first round
+        accepted = int(rng.integers(0, k + 1))
+        mode, fixed, _, k_state, mean = s.arrays()[:5]
+        predicted = block_after(mode, fixed, k_state, mean, 0, k, accepted)
+        _update(s, k, accepted)
+        if s.mode == COST and k > 0:
+            assert predicted == -1                           # not known in advance
+        else:
+            assert predicted == (s.fixed if kwargs.get("block_size") else s.k[0])
 
 
 def test_row_cost_trades_rounds_for_rows():

@@ -80,21 +80,6 @@ def draw_drafts(rng, dense, probs, tol, i, slots, samples, t, orders, draft, anc
         q_at[a, i] = ring[w]
 
 
-class _OneAhead:
-    """The sampler's :class:`fastspec._sizer.BlockSizer`, with the target's windows cut to
-    one position: the next block's first draft is all the target must supply."""
-
-    def __init__(self, sizer):
-        self._sizer = sizer
-
-    def __getattr__(self, name):
-        return getattr(self._sizer, name)
-
-    def plan(self, *args, **kwargs):
-        samples, t, k, first_row, row_start, win_len, k_max, _ = self._sizer.plan(*args, **kwargs)
-        return samples, t, k, first_row, row_start, np.minimum(win_len, 1), k_max, 1
-
-
 class DraftedARSampler(ARSampler):
     """:class:`fastspec.ar.sampler.ARSampler` whose blocks a draft model drafts.
 
@@ -109,8 +94,8 @@ class DraftedARSampler(ARSampler):
     def __init__(self, model, streams, *, drafter, **options):
         super().__init__(model, streams, **options)
         self.drafter = drafter
-        if not drafter.anchored:
-            self.sizer = _OneAhead(self.sizer)
+        if not drafter.anchored:          # the next draft needs the target at one position
+            self.window_cap = 1
         # The first round drafts from the draft model instead of asking the target alone.
         self.has_draft[:] = True
         self.target_first = np.zeros(len(streams), dtype=np.bool_)   # b_0's draft is the target's

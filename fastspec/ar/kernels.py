@@ -40,11 +40,12 @@ block, ``w_max`` its longest window)::
       W: int64 (A, k_max)        draft values W_i
       q_at: float64 (A, k_max)   their draft probabilities q_i(W_i)
     stream = (u_stop, fstate, istate)                      per slot (fastspec._rules)
-    found = (cand_target, cand_win, full_win, win_len)     per slot: what the rows gave
-      cand_target: float64 (A, q)          the stop candidate's target marginal
-      cand_win: float64 (A, w_max, q)      marginals after the stop candidate
-      full_win: float64 (A, w_max, q)      marginals after the block (row k)
-      win_len: int64 (A,)                  order indices a window holds
+    found = (cand_target, cand_win, full_win, row_win)     what the rows gave
+      cand_target: float64 (A, q)          per slot: the stop candidate's target marginal
+      cand_win: float64 (A, w_max, q)      per slot: marginals after the stop candidate
+      full_win: float64 (A, w_max, q)      per slot: marginals after the block (row k)
+      row_win: int64 (rows,)               per round row: order indices its window holds
+                                           (fastspec._planner.fill_row_windows)
     sizer = BlockSizer.arrays() (fastspec._sizer)
 """
 
@@ -217,7 +218,7 @@ def verify_rows(
     held,     # per-sample state (module doc): orders, n_order, draft are read
     drafted,  # (W, q_at) (module doc)
     stream,   # (u_stop, fstate, istate), updated (fastspec._rules)
-    found,    # (cand_target, cand_win, full_win, win_len), written (module doc)
+    found,    # (cand_target, cand_win, full_win, row_win), written (module doc)
     err,      # int64 (A, 3): (code, round row, position) of an invalid row used, written
 ):
     """Read the answer rows ``start .. stop - 1`` (of whichever slots they belong to), in order.
@@ -243,7 +244,7 @@ def verify_rows(
     orders, n_order, draft = held[1], held[3], held[4]
     W, q_at = drafted
     u_stop, fstate, istate = stream
-    cand_target, cand_win, full_win, win_len = found
+    cand_target, cand_win, full_win, row_win = found
     slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for a in prange(slot_lo, slot_hi):
         r0, r1 = rows_of_slot(row_start, a, start, stop)
@@ -255,7 +256,7 @@ def verify_rows(
                 if verify_last_row(rule, u_stop, fstate, istate, a, k[a], g):
                     first = t[a] + k[a]
                     _copy_window(probs, row, orders, s, first,
-                                 min(win_len[a], n_order[s] - first), full_win[a], dense, first)
+                                 min(row_win[g], n_order[s] - first), full_win[a], dense, first)
                 continue
             b = orders[s, t[a] + i]
             cb = b if dense else 0
@@ -283,7 +284,7 @@ def verify_rows(
         if r0 <= g < r1:
             first = t[a] + istate[a, CAND] + (0 if rule == SRS else 1)
             _copy_window(probs, g - start, orders, s, first,
-                         min(win_len[a], n_order[s] - first), cand_win[a], dense,
+                         min(row_win[g], n_order[s] - first), cand_win[a], dense,
                          t[a] + istate[a, CAND])
 
 
@@ -322,7 +323,7 @@ def settle_blocks(
     held,     # per-sample state (module doc), updated
     W,        # int64 (A, k_max): draft values
     stream,   # (u_stop, fstate, istate) (fastspec._rules)
-    found,    # (cand_target, cand_win, full_win, win_len) (module doc)
+    found,    # (cand_target, cand_win, full_win, row_win) (module doc)
     tol,      # float: tolerance on a marginal's sum (the oracle's)
     sizer,    # BlockSizer.arrays() (fastspec._sizer), updated
     tau_out,  # int64 (A,): kept length of each slot's block (-1: srs rejected), written
@@ -341,7 +342,7 @@ def settle_blocks(
     samples, t, k, _, _ = rnd
     x, orders, n_free, n_order, draft, fresh, log_prob, progress = held
     u_stop, fstate, istate = stream
-    cand_target, cand_win, full_win, win_len = found
+    cand_target, cand_win, full_win, row_win = found
     mode, fixed, row_cost, k_state, mean, cuts, at_risk = sizer
     for a in prange(samples.shape[0]):
         s = samples[a]
@@ -374,9 +375,9 @@ def settle_blocks(
         # Install the next block's draft: the window of the row the block ended on.
         if remaining > 0:
             k_next = fixed if mode == FIXED else k_state[s]
-            k_next = max(1, min(k_next, remaining, win_len[a]))   # (a draft model: 1)
+            k_next = max(1, min(k_next, remaining, row_win[window_row]))
         else:
-            k_next = min(win_len[a], n_order[s] - new_t)
+            k_next = min(row_win[window_row], n_order[s] - new_t)
         _install_draft(orders, draft, a, s, new_t, k_next,
                        full_win[a] if tau == kk else cand_win[a], window_row, tol, err)
         if fresh[s] and remaining == 1 and n_order[s] == n_free[s] and err[a, 0] == 0:

@@ -19,7 +19,7 @@ import numpy as np
 from .._driver import RoundLog, SamplerBase
 from .._errors import OracleError
 from .._jit import use_parallel
-from .._planner import plan_round
+from .._planner import plan_round, row_windows
 from .._sizer import COST, BlockSizer
 from .._srs import draw_uniforms
 from . import kernels
@@ -152,6 +152,7 @@ class ARSampler(SamplerBase):
         self.n_steps = int(n_free.max(initial=0))   # sequential steps: the free positions
         self.rule = rule if rule is not None else RULES.get(method, BLOCK)
         self.sizer, self.parallel = sizer, parallel
+        self.window_cap = None                    # at most this many positions per window
         self.x, self.orders, self.n_free = x, orders, n_free
         self.stop = n_free                        # (SamplerBase: where each sample stops)
         self.n_order = n_free.copy() if n_order is None else n_order
@@ -176,6 +177,9 @@ class ARSampler(SamplerBase):
         A, q = r.samples.size, self.model.q
         if A == 0:
             return 0
+        if self.window_cap is not None:
+            np.minimum(r.win_len, self.window_cap, out=r.win_len)
+            w_max = min(w_max, self.window_cap)
         self.ensure_ring(max(k_max, w_max))
         r.W = np.empty((A, k_max), dtype=np.int64)
         r.q_at = np.empty((A, k_max))
@@ -190,7 +194,9 @@ class ARSampler(SamplerBase):
             self.sizer.reserve(r.k)
         r.rnd = (r.samples, r.t, r.k, r.first_row, r.row_start)
         r.stream = (r.u_stop, r.fstate, r.istate)
-        r.found = (r.cand_target, r.cand_win, r.full_win, r.win_len)
+        r.row_win = row_windows(self.sizer, r.rnd, r.win_len, self.n_free,
+                                cover_block=self.rule == SRS)
+        r.found = (r.cand_target, r.cand_win, r.full_win, r.row_win)
         kernels.draft_blocks(self.parallel, self.rng, r.rnd, self._held(), (r.W, r.q_at),
                              r.stream, r.cand_target)
         if self.model.positions:
@@ -218,15 +224,15 @@ class ARSampler(SamplerBase):
         """What each row of the round reads: order indices ``row_base .. + row_len - 1``.
 
         Row ``i < k`` reads its block position and, should the block stop there,
-        the window after it (the next draft); row ``k`` reads the window after
-        the block. Counted per sample in ``log.positions`` (a dense oracle's rows
+        the window after it (the next draft: ``row_win``, the block the sizer
+        would then propose); row ``k`` reads the window after the block. Counted per sample in ``log.positions`` (a dense oracle's rows
         count ``n`` each: :attr:`dense_positions`).
         """
         rows = int(r.row_start[-1])
         slot = np.repeat(np.arange(r.samples.size), np.diff(r.row_start))
         i = np.arange(rows) - r.row_start[slot] + r.first_row[slot]
         base = r.t[slot] + i
-        end = np.minimum(base + r.win_len[slot] + (i < r.k[slot]),
+        end = np.minimum(base + r.row_win + (i < r.k[slot]),
                          self.n_order[r.samples[slot]])
         r.row_slot, r.row_base, r.row_len = slot, base, end - base
         r.n_pos = np.bincount(slot, weights=r.row_len,
