@@ -101,3 +101,47 @@ def test_auto_keeps_each_call_under_the_budget(monkeypatch):
                             max_rows=None)
     assert max(sizes) > 10 and whole.stats.oracle_calls == whole.stats.rounds
     np.testing.assert_array_equal(auto.samples, whole.samples)
+
+
+def _ring_run(monkeypatch, method, repack_bytes, spy=None):
+    import fastspec.ar.sampler as ar_sampler
+    from fastspec.models import MarkovChain
+    rng = np.random.default_rng(4)
+    model = MarkovChain(rng.dirichlet(np.full(5, 0.2), size=5), n=200)
+    monkeypatch.setattr(ar_sampler, "RING_REPACK_BYTES", repack_bytes)
+    if spy is not None:
+        plan = ar_sampler.ARSampler.plan
+
+        def spied(self):
+            rows = plan(self)
+            if self._r is not None:
+                spy(self)
+            return rows
+        monkeypatch.setattr(ar_sampler.ARSampler, "plan", spied)
+    return fastspec.sample(model, n_samples=12, method=method, seed=5).samples
+
+
+@pytest.mark.parametrize("method", ["token", "block"])
+def test_ar_ring_keeps_only_the_drafts_still_read(monkeypatch, method):
+    # A ring kept from round to round ends up touching all C rows of every sample (C: the
+    # longest window any sample had); rebuilt when at least half of it is no longer read,
+    # it holds at most twice the slots' blocks (untouched rows of a fresh np.zeros take no
+    # memory). Rows holding marginals are the nonzero ones.
+    held, needed = {}, {}
+    for repack_bytes in (2**62, 0):
+        held[repack_bytes], needed[repack_bytes] = [], []
+
+        def spy(sampler, key=repack_bytes):
+            held[key].append(int((sampler.draft != 0).any(axis=2).sum()))
+            needed[key].append(int(sampler._r.k.sum()))
+        _ring_run(monkeypatch, method, repack_bytes, spy)
+        monkeypatch.undo()
+    assert needed[0] == needed[2**62]
+    assert (np.array(held[0]) <= 2 * np.array(needed[0])).all()
+    assert sum(held[2**62]) > 2 * sum(needed[2**62])      # control: a kept ring holds far more
+
+
+@pytest.mark.parametrize("method", ["token", "block", "srs"])
+def test_ar_ring_rebuilt_gives_the_same_samples(monkeypatch, method):
+    kept = _ring_run(monkeypatch, method, 2**62)
+    np.testing.assert_array_equal(_ring_run(monkeypatch, method, 0), kept)

@@ -81,6 +81,12 @@ def _explicit_orders(order, given, n_samples):
     return np.broadcast_to(orders, (n_samples, n)).copy()
 
 
+#: A draft ring at least this large (bytes) is rebuilt each round with only what is still to
+#: be read (:meth:`ARSampler.ensure_ring`); smaller rings are cheaper to keep as they are.
+RING_REPACK_BYTES = 32 * 2**20
+RING_COPY_BYTES = 8 * 2**20
+
+
 class _Round:
     """This round's per-slot arrays (slot a holds sample ``samples[a]``)."""
 
@@ -180,15 +186,14 @@ class ARSampler(SamplerBase):
         if self.window_cap is not None:
             np.minimum(r.win_len, self.window_cap, out=r.win_len)
             w_max = min(w_max, self.window_cap)
-        self.ensure_ring(max(k_max, w_max))
+        self.ensure_ring(max(k_max, w_max), self._ring_live(r))
         r.W = np.empty((A, k_max), dtype=np.int64)
         r.q_at = np.empty((A, k_max))
         r.u_stop = np.empty((A, k_max + 1))
         r.fstate = np.empty((A, N_FSTATE))
         r.istate = np.empty((A, N_ISTATE), dtype=np.int64)
         r.cand_target = np.empty((A, q))
-        r.cand_win = np.empty((A, w_max, q))
-        r.full_win = np.empty((A, w_max, q))
+        r.w_max, r.cand_win, r.full_win = w_max, None, None     # (_windows: the answers' dtype)
         r.err = np.zeros((A, 3), dtype=np.int64)
         if self.sizer.mode == COST:
             self.sizer.reserve(r.k)
@@ -196,7 +201,6 @@ class ARSampler(SamplerBase):
         r.stream = (r.u_stop, r.fstate, r.istate)
         r.row_win = row_windows(self.sizer, r.rnd, r.win_len, self.n_free,
                                 cover_block=self.rule == SRS)
-        r.found = (r.cand_target, r.cand_win, r.full_win, r.row_win)
         kernels.draft_blocks(self.parallel, self.rng, r.rnd, self._held(), (r.W, r.q_at),
                              r.stream, r.cand_target)
         if self.model.positions:
@@ -209,16 +213,50 @@ class ARSampler(SamplerBase):
         return (self.x, self.orders, self.n_free, self.n_order, self.draft, self.fresh,
                 self.log_prob, self.progress_t)
 
-    def ensure_ring(self, length):
-        """Grow the draft ring (``draft[s, o % C]``) to hold ``length`` order indices from
-        each sample's progress on, keeping what it holds there."""
+    def ensure_ring(self, length, live=None):
+        """Make the draft ring (``draft[s, o % C]``) hold ``length`` order indices from each
+        sample's progress on.
+
+        Parameters
+        ----------
+        length : int
+            Order indices the ring must hold per sample.
+        live : int64 ndarray (S,), optional
+            How many order indices from each sample's progress on hold marginals still to
+            be read. Given, a ring of at least :data:`RING_REPACK_BYTES` is rebuilt with
+            only these (a fresh ring's untouched rows take no memory, while a ring kept
+            from round to round ends up touching all ``C`` rows of every sample, ``C``
+            the longest window any sample ever had), when it must grow or at least
+            half of it is no longer read. Else the ring only grows, keeping all it holds.
+        """
         S, C, q = self.draft.shape
-        if length <= C:
+        if live is None or self.draft.nbytes < RING_REPACK_BYTES:
+            live = np.full(S, C, dtype=np.int64)          # keep all it holds
+        else:
+            live = np.minimum(live, C)
+            if length <= C and 2 * int(live.sum()) > S * C:
+                return                                    # little to gain
+            length = max(length, int(live.max(initial=1)))
+        if length <= C and live.sum() == S * C:
             return
-        o = self.progress_t[:, None] + np.arange(C)
         ring = np.zeros((S, length, q))
-        ring[np.arange(S)[:, None], o % length] = self.draft[np.arange(S)[:, None], o % C]
+        held = np.flatnonzero(live)
+        s = np.repeat(held, live[held])
+        o = self.progress_t[s] + np.arange(s.size) - np.repeat(np.cumsum(live[held]) - live[held],
+                                                               live[held])
+        step = max(1, RING_COPY_BYTES // (8 * q))      # bounds the copy's temporary
+        for c in range(0, s.size, step):
+            ring[s[c:c + step], o[c:c + step] % length] = self.draft[s[c:c + step],
+                                                                     o[c:c + step] % C]
         self.draft = ring
+
+    def _ring_live(self, r):
+        """Order indices of each sample's ring still to be read, from its progress on:
+        a slot's block (its draft), all a sample outside the round holds (srs: a sample
+        waiting for its proposals, a proposal handing over its last window)."""
+        live = np.where(self.progress_t < self.n_order, self.draft.shape[1], 0)
+        live[r.samples] = r.k
+        return live
 
     def _plan_positions(self, r):
         """What each row of the round reads: order indices ``row_base .. + row_len - 1``.
@@ -259,9 +297,21 @@ class ARSampler(SamplerBase):
         positions[np.arange(width) >= length[:, None]] = -1
         return out, positions
 
+    def _windows(self, r, dtype):
+        """Allocate the round's windows (``found``, module doc of :mod:`fastspec.ar.kernels`)
+        in the answers' dtype: a float32 answer's values are copied exactly and take half
+        the memory (at q = 32,000, 128 KB a position). float64 once any answer is."""
+        if r.cand_win is None:
+            shape = (r.samples.size, r.w_max, self.model.q)
+            r.cand_win, r.full_win = np.empty(shape, dtype), np.empty(shape, dtype)
+        elif r.cand_win.dtype != dtype and dtype == np.float64:
+            r.cand_win, r.full_win = (w.astype(np.float64) for w in (r.cand_win, r.full_win))
+        r.found = (r.cand_target, r.cand_win, r.full_win, r.row_win)
+
     def consume(self, answer, start, stop, where):
         probs, tol = answer
         r = self._r
+        self._windows(r, probs.dtype)
         self._tol = max(self._tol, tol)
         kernels.verify_rows(self.parallel, self.rule, (not self.model.positions, probs, tol),
                             start, stop, r.rnd, self._held(), (r.W, r.q_at), r.stream, r.found,
@@ -272,6 +322,8 @@ class ARSampler(SamplerBase):
         r = self._r
         if r is None:
             return
+        if r.cand_win is None:                    # no row was asked this round
+            self._windows(r, np.float64)
         tau = np.empty(r.samples.size, dtype=np.int64)
         kernels.settle_blocks(self.parallel, self.rng, self.rule, r.rnd, self._held(), r.W,
                               r.stream, r.found, self._tol, self.sizer.arrays(), tau, r.err)
@@ -311,7 +363,8 @@ class ARSampler(SamplerBase):
         return init
 
     def _checked(self, window, s, where):
-        sums = window.sum(axis=1)
+        window = window.astype(np.float64)        # (a float32 answer's window: summed as the
+        sums = window.sum(axis=1)                 # kernels sum it)
         bad = (~np.isfinite(window).all(axis=1) | (window < 0).any(axis=1)
                | (np.abs(sums - 1.0) > self._tol))
         if bad.any():
