@@ -2,7 +2,9 @@
 
 Each case runs in a fresh interpreter so that its peak resident set size
 (``ru_maxrss``) is its own, and reports it above the interpreter's own RSS after
-the imports and a small warm-up call (compilation), with the call's wall-clock.
+the imports and small warm-up calls (compilation of the serial and the parallel
+kernels: a cold numba cache would otherwise compile the parallel ones inside the
+measured call), with the call's wall-clock and any compilation left in it.
 
 * :func:`measure` (issue 8): one sample of an AR model with ``n = 512``,
   ``q = 1000`` (a numba mixture of 4 product laws, whose oracle allocates
@@ -59,6 +61,8 @@ import json, resource, sys, time
 import numpy as np
 import fastspec
 from fastspec import schedules
+from fastspec._jit import CompileTimer
+from fastspec.api import _sample
 case = json.loads(sys.argv[1])
 def rss():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -71,8 +75,9 @@ if case["kind"] == "diffusion":
         return out
     model = fastspec.DiffusionModel(denoise, dim=d)
     kw = dict(schedule=schedules.ve(case["steps"], 80.0, 0.002))
-    fastspec.sample(model, n_samples=2, method=case["method"], seed=1,
-                    schedule=schedules.ve(20, 80.0, 0.002))              # compile
+    for parallel in (False, True):            # compile both twins (fastspec._jit)
+        _sample(model, n_samples=2, method=case["method"], seed=1,
+                schedule=schedules.ve(20, 80.0, 0.002), _parallel=parallel)
 else:
     n, q = case["n"], case["q"]
     rng = np.random.default_rng(0)
@@ -99,19 +104,22 @@ else:
     small = fastspec.ARModel(lambda c, *p: np.full(((c.shape[0], p[0].shape[1]) if p else
                                                     c.shape) + (3,), 1 / 3, dtype=np.float32), n=8, q=3,
                              positions=positions)
-    fastspec.sample(small, n_samples=2, method=case["method"], seed=1)   # compile
-    fastspec.sample(small, n_samples=2, method="sequential", seed=1)
+    for parallel in (False, True):            # compile both twins (fastspec._jit)
+        for method in (case["method"], "sequential"):
+            _sample(small, n_samples=2, method=method, seed=1, _parallel=parallel)
 before = rss()
 largest[0] = 0
 t0 = time.perf_counter()
-res = fastspec.sample(model, n_samples=case["n_samples"], method=case["method"], seed=0,
-                      max_rows=case.get("max_rows", "auto"), **kw)
+with CompileTimer() as compiling:         # (what the warm-up missed; 0 when it did not)
+    res = fastspec.sample(model, n_samples=case["n_samples"], method=case["method"], seed=0,
+                          max_rows=case.get("max_rows", "auto"), **kw)
 seconds = time.perf_counter() - t0
 st = res.stats
 print(json.dumps(dict(case, rounds=st.rounds, calls=st.oracle_calls, rows=st.contexts,
                       positions_per_sample=st.positions / case["n_samples"],
                       largest_answer_mib=largest[0] / 2**20, rss_before_mib=before,
-                      peak_above_mib=rss() - before, seconds=seconds)))
+                      peak_above_mib=rss() - before, seconds=seconds,
+                      compile_seconds=compiling.seconds)))
 """
 
 #: The issue-18 cases: (label, case). Sizes as in the issue, except where noted.
