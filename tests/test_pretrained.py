@@ -81,6 +81,23 @@ def test_ar_marginals_are_valid_and_depend_on_the_context(name, request):
     assert np.abs(probs[1] - probs[2]).max() > 0.05
 
 
+@pytest.mark.parametrize("name", ["digits_ar", "text_model"])
+def test_listed_positions_are_the_dense_marginals_there(name, request):
+    # The positions protocol computes less (text_mlm: the last layer for the listed
+    # positions' queries only; digits_ar: the head's columns of those positions), so equal
+    # up to float32 rounding; padding (-1) may sit anywhere after the listed ones.
+    model = request.getfixturevalue(name)
+    rng = np.random.default_rng(1)
+    ctx = _random_contexts(rng, 9, model.n, model.q, 0.5)
+    positions = np.stack([rng.permutation(model.n)[:12] for _ in range(9)])
+    positions[:3, 7:] = -1
+    got = model.marginals(ctx, positions)
+    dense = np.take_along_axis(model.marginals(ctx), np.maximum(positions, 0)[:, :, None], 1)
+    listed = positions >= 0
+    np.testing.assert_allclose(got[listed], dense[listed], rtol=0, atol=1e-5)
+    assert np.abs(got[listed][1:] - dense[listed][:-1]).max() > 0.05     # control: misaligned
+
+
 def test_ar_forward_rejects_bad_contexts(digits_ar):
     with pytest.raises(ValueError, match="ctx entries must be -1"):
         digits_ar.logits(np.full((2, 64), 4))
