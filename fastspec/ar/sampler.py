@@ -135,9 +135,10 @@ class ARSampler(SamplerBase):
 
         Job ``j`` draws positions ``orders[j, :n_free[j]]`` of the context
         ``x[j]``, starting from the fresh marginals ``draft[j, i]`` of order index
-        ``i`` (the ring of :mod:`fastspec.ar.kernels`), with PCG64 states ``rng[j]``, its first block ``first_block[j]``
-        long (srs measured: the whole block, 39.7 rounds per sample on a
-        MarkovChain e^2 n=1024 against 67.0 starting at its square root, 3 seeds).
+        ``i`` (the ring of :mod:`fastspec.ar.kernels`), with PCG64 states
+        ``rng[j]``, its first block ``first_block[j]`` long (srs measured: the
+        whole block, 39.7 rounds per sample on a MarkovChain e^2 n=1024 against
+        67.0 starting at its square root, 3 seeds).
         If its order goes on (``n_order[j] > n_free[j]``), its last round also asks
         for the marginals at its final context, installed in ``draft[j]`` at the
         next ``tail_len[j]`` order indices of its ring.
@@ -263,8 +264,9 @@ class ARSampler(SamplerBase):
 
         Row ``i < k`` reads its block position and, should the block stop there,
         the window after it (the next draft: ``row_win``, the block the sizer
-        would then propose); row ``k`` reads the window after the block. Counted per sample in ``log.positions`` (a dense oracle's rows
-        count ``n`` each: :attr:`dense_positions`).
+        would then propose); row ``k`` reads the window after the block. Counted
+        per sample in ``log.positions`` (a dense oracle's rows count ``n`` each:
+        :attr:`dense_positions`).
         """
         rows = int(r.row_start[-1])
         slot = np.repeat(np.arange(r.samples.size), np.diff(r.row_start))

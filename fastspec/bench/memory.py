@@ -101,9 +101,9 @@ else:
     positions = case["positions"]
     model = fastspec.ARModel(sparse if positions else dense, n=n, q=q, positions=positions)
     kw = {}
-    small = fastspec.ARModel(lambda c, *p: np.full(((c.shape[0], p[0].shape[1]) if p else
-                                                    c.shape) + (3,), 1 / 3, dtype=np.float32), n=8, q=3,
-                             positions=positions)
+    small = fastspec.ARModel(
+        lambda c, *p: np.full(((c.shape[0], p[0].shape[1]) if p else c.shape) + (3,), 1 / 3,
+                              dtype=np.float32), n=8, q=3, positions=positions)
     for parallel in (False, True):            # compile both twins (fastspec._jit)
         for method in (case["method"], "sequential"):
             _sample(small, n_samples=2, method=method, seed=1, _parallel=parallel)
