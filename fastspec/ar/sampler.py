@@ -187,7 +187,8 @@ class ARSampler(SamplerBase):
         if self.window_cap is not None:
             np.minimum(r.win_len, self.window_cap, out=r.win_len)
             w_max = min(w_max, self.window_cap)
-        self.ensure_ring(max(k_max, w_max), self._ring_live(r))
+        big = self.draft.nbytes >= RING_REPACK_BYTES      # (else not worth a look per round)
+        self.ensure_ring(max(k_max, w_max), self._ring_live(r) if big else None)
         r.W = np.empty((A, k_max), dtype=np.int64)
         r.q_at = np.empty((A, k_max))
         r.u_stop = np.empty((A, k_max + 1))

