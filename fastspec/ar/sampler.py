@@ -225,22 +225,23 @@ class ARSampler(SamplerBase):
             Order indices the ring must hold per sample.
         live : int64 ndarray (S,), optional
             How many order indices from each sample's progress on hold marginals still to
-            be read. Given, a ring of at least :data:`RING_REPACK_BYTES` is rebuilt with
-            only these (a fresh ring's untouched rows take no memory, while a ring kept
-            from round to round ends up touching all ``C`` rows of every sample, ``C``
-            the longest window any sample ever had), when it must grow or at least
-            half of it is no longer read. Else the ring only grows, keeping all it holds.
+            be read. Given, the ring is rebuilt with only these when it must grow or at
+            least half of it is no longer read (a fresh ring's untouched rows take no
+            memory, while a ring kept from round to round ends up touching all ``C``
+            rows of every sample, ``C`` the longest window any sample ever had). Else
+            the ring only grows, keeping all it holds. :meth:`plan` gives it for rings
+            of at least :data:`RING_REPACK_BYTES`.
         """
         S, C, q = self.draft.shape
-        if live is None or self.draft.nbytes < RING_REPACK_BYTES:
+        if live is None:
+            if length <= C:
+                return
             live = np.full(S, C, dtype=np.int64)          # keep all it holds
         else:
             live = np.minimum(live, C)
             if length <= C and 2 * int(live.sum()) > S * C:
                 return                                    # little to gain
             length = max(length, int(live.max(initial=1)))
-        if length <= C and live.sum() == S * C:
-            return
         ring = np.zeros((S, length, q))
         held = np.flatnonzero(live)
         s = np.repeat(held, live[held])

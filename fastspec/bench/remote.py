@@ -58,18 +58,6 @@ def _timed(model, kwargs, max_in_flight, cfg):
             return float(np.median(times)), float(np.median(ratios)), len(times), res
 
 
-def _warm_up(cfg):
-    """Compile every kernel the timed runs use, on the local models."""
-    import fastspec
-    from fastspec.models import pretrained
-    from fastspec.schedules import ve
-    for name, (kind, _) in MODELS.items():
-        model = getattr(pretrained, name)()
-        for method in ("sequential", "block"):
-            kw = dict(schedule=ve(cfg["steps"], 80.0, 0.002)) if kind == "diffusion" else {}
-            fastspec.sample(model, n_samples=1, method=method, seed=0, **kw)
-
-
 def run(out="docs", quick=False):
     """The measurement; writes ``remote.csv`` and ``remote.png`` in ``out``."""
     from fastspec.remote import sample as fr_sample
@@ -78,27 +66,25 @@ def run(out="docs", quick=False):
 
     cfg = QUICK if quick else FULL
     print(f"load before: {os.getloadavg()}", flush=True)
-    _warm_up(cfg)
+    schedule = dict(schedule=ve(cfg["steps"], 80.0, 0.002))     # (diffusion only)
     rows = []
     for delay in cfg["delays_ms"]:
         with start_server(list(MODELS), delay=delay / 1000.0, timeout=120) as server:
             for name, (kind, _) in MODELS.items():
                 for positions in ((False, True) if kind == "ar" else (False,)):
                     model = _remote_model(server.url, name, positions)
+                    extra = schedule if kind == "diffusion" else {}
                     # The server's first calls of a model are slow (its own warm-up: the
                     # first digits_ar run took 5.3 s against 0.5 s, and being over 3 s it
-                    # was not repeated), so one untimed sample goes first.
-                    warm = dict(schedule=ve(cfg["steps"], 80.0, 0.002)) \
-                        if kind == "diffusion" else {}
+                    # was not repeated), so one untimed sample per method goes first; it
+                    # also compiles the engine's kernels.
                     for method in ("sequential", "block"):
-                        fr_sample(model, n_samples=1, method=method, seed=0, **warm)
+                        fr_sample(model, n_samples=1, method=method, seed=0, **extra)
                     for n_samples in cfg["sizes"]:
                         if quick and name == "text_mlm" and n_samples > 1:
                             continue
                         for method in ("sequential", "block"):
-                            kwargs = dict(n_samples=n_samples, method=method, seed=1)
-                            if kind == "diffusion":
-                                kwargs["schedule"] = ve(cfg["steps"], 80.0, 0.002)
+                            kwargs = dict(n_samples=n_samples, method=method, seed=1, **extra)
                             flights = cfg["in_flight"] if n_samples > 1 and name != "text_mlm" \
                                 else (1,)
                             for mif in flights:
