@@ -45,6 +45,50 @@ def rows_per_call(max_rows, row_bytes, rows):
     return max_rows
 
 
+def call_bounds(max_rows, rows, row_bytes, widths=None):
+    """``(start, stop)`` of each call of a round of ``rows`` rows.
+
+    Parameters
+    ----------
+    max_rows : None, "auto" or int
+    rows : int
+    row_bytes : int or tuple
+        What one row costs: bytes, or ``(fixed, per_position)`` bytes when the rows
+        have ``widths``.
+    widths : int64 ndarray (rows,), optional
+        Positions each row asks for (the AR positions protocol). A call's answer is
+        padded to its widest row, so with "auto" a call stops before a row whose
+        width would take the call past the budget: narrow rows share calls, wide
+        ones do not pay for them.
+    """
+    if widths is None or max_rows != "auto":
+        if widths is not None:
+            row_bytes = row_bytes[0] + row_bytes[1] * int(widths.max(initial=1))
+        step = rows_per_call(max_rows, row_bytes, rows)
+        return [(start, min(rows, start + step)) for start in range(0, rows, step)]
+    fixed, per_position = row_bytes
+    if rows * (fixed + per_position * int(widths.max(initial=1))) <= MEMORY_BUDGET:
+        return [(0, rows)]
+    bounds, start, wide = [], 0, 0
+    for g, w in enumerate(widths.tolist()):
+        wide_with = max(wide, w)
+        if g > start and (g + 1 - start) * (fixed + per_position * wide_with) > MEMORY_BUDGET:
+            bounds.append((start, g))
+            start, wide_with = g, w
+        wide = wide_with
+    bounds.append((start, rows))
+    return bounds
+
+
+def widest_row_bytes(sampler):
+    """The bytes of ``sampler``'s widest row this round (its ``row_bytes``, priced at the
+    widest of its ``row_widths`` when it has them)."""
+    cost = sampler.row_bytes()
+    if isinstance(cost, tuple):
+        cost = cost[0] + cost[1] * int(sampler.row_widths().max(initial=1))
+    return cost
+
+
 class BatchSampler(Protocol):
     """One call's samplers; what :func:`run_rounds` drives."""
 
@@ -293,11 +337,11 @@ def run_rounds(model, sampler, method, *, max_rows=None, progress=None):
                 sampler.finish(f"round {rounds}")   # blocks settled without an oracle row
                 continue
             idle = 0
-            step = rows_per_call(max_rows, sampler.row_bytes(), rows)
-            for start in range(0, rows, step):
-                stop = min(rows, start + step)
+            widths = getattr(sampler, "row_widths", lambda: None)()
+            for call, (start, stop) in enumerate(call_bounds(max_rows, rows, sampler.row_bytes(),
+                                                             widths)):
                 where = (f"round {rounds}" if stop - start == rows else
-                         f"round {rounds}, call {start // step} (rows {start}..{stop - 1} of {rows})")
+                         f"round {rounds}, call {call} (rows {start}..{stop - 1} of {rows})")
                 args = sampler.request(start, stop)
                 try:
                     answer = model.call_oracle(args, counter, where)

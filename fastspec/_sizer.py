@@ -6,9 +6,10 @@ depends on other samples or on ``n_samples``, so sample ``i`` is the same in any
 batch. The state of every sample lives in arrays; :func:`update` runs inside the
 pipelines' numba kernels, one sample per thread.
 
-Rules (``mode``):
+Rules (``mode``); every length is capped by what remains, and the rules other
+than ``FIXED`` by the sizer's ``limit`` when one is set (0: none):
 
-* ``FIXED``: always ``block_size`` (capped by what remains).
+* ``FIXED``: always ``block_size`` (the ``limit``).
 * ``DEFAULT`` (fewest rounds): start at ``ceil(sqrt(steps))``; a block kept whole
   doubles the length; a block cut short sets it to ``GROW_AFTER_CUT`` times a
   running mean of the positions advanced per block.
@@ -88,34 +89,48 @@ class BlockSizer:
         default rule starts at ``ceil(sqrt(steps))``.
     row_cost : float or None
         Cost of one oracle row in units of a round's fixed cost per sample.
+    halving : bool
+        The srs rule (``HALVING``) for ``"auto"``.
+    limit : int
+        The longest block the rules of ``"auto"`` may propose (0: no limit); a
+        fixed ``block_size`` is kept as given.
     """
 
-    def __init__(self, block_size, steps, row_cost=None, halving=False):
+    def __init__(self, block_size, steps, row_cost=None, halving=False, limit=0):
         steps = np.asarray(steps, dtype=np.int64)
         n = steps.shape[0]
         if block_size != "auto":
-            self.mode, self.fixed = FIXED, int(block_size)
+            self.mode, self.limit = FIXED, int(block_size)
         elif halving:
-            self.mode, self.fixed = HALVING, 0
+            self.mode, self.limit = HALVING, int(limit)
         else:
-            self.mode, self.fixed = (COST if row_cost is not None else DEFAULT), 0
+            self.mode, self.limit = (COST if row_cost is not None else DEFAULT), int(limit)
         self.row_cost = 0.0 if row_cost is None else float(row_cost)
-        self.k = np.maximum(1, np.ceil(np.sqrt(steps))).astype(np.int64)
+        self.k = np.empty(n, dtype=np.int64)
+        self.start(np.ceil(np.sqrt(steps)))
         self.mean = np.full(n, np.nan)
         width = 0 if self.mode != COST else int(2 * self.k.max(initial=1) + 2)
         self.cuts = np.zeros((n, width))
         self.at_risk = np.zeros((n, width))
 
+    def start(self, k):
+        """Set the first block length of every sample to ``k`` (at least 1, at most the
+        ``limit``)."""
+        k = np.maximum(1, k)
+        if self.mode != FIXED and self.limit > 0:
+            k = np.minimum(k, self.limit)
+        self.k[:] = k
+
     def propose(self, samples, remaining):
         """Length of the next block of ``samples`` (int64 array), at most ``remaining``."""
         out = np.empty(samples.shape[0], dtype=np.int64)
         for i in range(samples.shape[0]):
-            out[i] = next_block(self.mode, self.fixed, self.k, samples[i], remaining[i])
+            out[i] = next_block(self.mode, self.limit, self.k, samples[i], remaining[i])
         return out
 
     def max_next(self, samples, k):
         """The largest block the rule can propose after blocks ``k`` of ``samples``."""
-        return np.array([max_next(self.mode, self.fixed, self.k, self.mean, s, kk)
+        return np.array([max_next(self.mode, self.limit, self.k, self.mean, s, kk)
                          for s, kk in zip(samples, k)], dtype=np.int64)
 
     def reserve(self, k):
@@ -129,27 +144,35 @@ class BlockSizer:
 
     def arrays(self):
         """State passed to the kernels that call :func:`update`."""
-        return (self.mode, self.fixed, self.row_cost, self.k, self.mean, self.cuts, self.at_risk)
+        return (self.mode, self.limit, self.row_cost, self.k, self.mean, self.cuts, self.at_risk)
 
 
 @kernel
-def next_block(mode, fixed, k_state, s, remaining):
+def next_block(mode, limit, k_state, s, remaining):
     """Length of sample ``s``'s next block, at most ``remaining`` (and at least 1)."""
-    k = fixed if mode == FIXED else k_state[s]
+    k = limit if mode == FIXED else k_state[s]
     return max(1, min(k, remaining))
 
 
 @kernel
-def max_next(mode, fixed, k_state, mean, s, k):
+def max_next(mode, limit, k_state, mean, s, k):
     """The largest block the rule can propose for sample ``s`` after a block of ``k``."""
     if mode == FIXED:
-        return fixed
+        return limit
     if mode == COST:
-        return max(2 * k, k_state[s])
-    if mode == HALVING:
-        return max(k_state[s], k + 1, int(math.ceil(SRS_GROW * k)))
-    cut_mean = k if math.isnan(mean[s]) else 0.5 * mean[s] + 0.5 * k
-    return max(k_state[s], 2 * k, int(math.ceil(GROW_AFTER_CUT * cut_mean)))
+        longest = max(2 * k, k_state[s])
+    elif mode == HALVING:
+        longest = max(k_state[s], k + 1, int(math.ceil(SRS_GROW * k)))
+    else:
+        cut_mean = k if math.isnan(mean[s]) else 0.5 * mean[s] + 0.5 * k
+        longest = max(k_state[s], 2 * k, int(math.ceil(GROW_AFTER_CUT * cut_mean)))
+    return _within(longest, limit)
+
+
+@kernel(inline="always")
+def _within(k, limit):
+    """``k`` capped by the sizer's ``limit`` (0: none)."""
+    return min(k, limit) if limit > 0 else k
 
 
 @kernel
@@ -160,7 +183,7 @@ def _mean_after_cut(mean_s, accepted):
 
 
 @kernel
-def block_after(mode, fixed, k_state, mean, s, k, accepted):
+def block_after(mode, limit, k_state, mean, s, k, accepted):
     """Sample ``s``'s block length after ``accepted`` of its ``k`` drafts are kept.
 
     What :func:`update` will set, known before the round: the planner asks each
@@ -168,26 +191,27 @@ def block_after(mode, fixed, k_state, mean, s, k, accepted):
     reads the whole estimate.
     """
     if mode == FIXED:
-        return fixed
+        return limit
     if k < 1:
         return k_state[s]
     if mode == HALVING:
-        return (max(k + 1, int(math.ceil(SRS_GROW * k))) if accepted >= k
-                else max(1, int(SRS_SHRINK * k)))
+        return _within(max(k + 1, int(math.ceil(SRS_GROW * k))) if accepted >= k
+                       else max(1, int(SRS_SHRINK * k)), limit)
     if mode == DEFAULT:
         if accepted >= k:
-            return max(k_state[s], 2 * k)
-        return max(1, int(math.ceil(GROW_AFTER_CUT * _mean_after_cut(mean[s], accepted))))
+            return _within(max(k_state[s], 2 * k), limit)
+        return _within(max(1, int(math.ceil(GROW_AFTER_CUT * _mean_after_cut(mean[s],
+                                                                            accepted)))), limit)
     return -1
 
 
 @kernel
-def update(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, k, accepted):
+def update(mode, limit, row_cost, k_state, mean, cuts, at_risk, s, k, accepted):
     """Record that ``accepted`` of the ``k`` drafts of sample ``s``'s block were kept."""
     if mode == FIXED or k < 1:
         return
     if mode == HALVING or mode == DEFAULT:
-        k_next = block_after(mode, fixed, k_state, mean, s, k, accepted)
+        k_next = block_after(mode, limit, k_state, mean, s, k, accepted)
         if mode == DEFAULT and accepted < k:
             mean[s] = _mean_after_cut(mean[s], accepted)
         k_state[s] = k_next
@@ -217,4 +241,4 @@ def update(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, k, accepted):
         i = j - 1
         if at_risk[s, i] > 0.0:
             survival *= 1.0 - cuts[s, i] / at_risk[s, i]
-    k_state[s] = best
+    k_state[s] = _within(best, limit)

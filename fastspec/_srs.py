@@ -24,7 +24,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ._driver import BatchSampler, Rejections, RoundLog
+from ._driver import BatchSampler, Rejections, RoundLog, widest_row_bytes
 from ._jit import kernel
 from ._seeds import next_double, next_uint64, seed_states
 
@@ -173,7 +173,7 @@ class SrsBase:
         return getattr(self.outer, "dense_positions", None)
 
     def row_bytes(self):
-        return max(src.row_bytes() for src, _, _ in self.sources)
+        return max(widest_row_bytes(src) for src, _, _ in self.sources)
 
     def _pieces(self, start, stop):
         for source, lo, hi in self.sources:

@@ -113,7 +113,8 @@ def sample(model, *, n_samples=1, method="auto", draft=None, seed=None, order=No
         holds is one call's rows plus a few numbers (AR: a few windows of
         marginals; diffusion: ``O(d)``) per sample. ``"auto"``: as many rows as
         keep one call within ``fastspec._driver.MEMORY_BUDGET`` (64 MiB, float64
-        answers; diffusion counts the request and the draft states too).
+        answers, as wide as the call's widest row with the positions protocol;
+        diffusion counts the request and the draft states too).
         ``None``: one call per round, however large. The samples do not
         depend on it.
     progress : bool, default False

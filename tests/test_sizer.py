@@ -90,13 +90,37 @@ def test_block_after_is_what_update_sets(kwargs):
     for _ in range(300):
         k = _propose(s, 4096) if rng.random() < 0.9 else 0  # k = 0: a sample's first round
         accepted = int(rng.integers(0, k + 1))
-        mode, fixed, _, k_state, mean = s.arrays()[:5]
-        predicted = block_after(mode, fixed, k_state, mean, 0, k, accepted)
+        mode, limit, _, k_state, mean = s.arrays()[:5]
+        predicted = block_after(mode, limit, k_state, mean, 0, k, accepted)
         _update(s, k, accepted)
         if s.mode == COST and k > 0:
             assert predicted == -1                           # not known in advance
         else:
-            assert predicted == (s.fixed if kwargs.get("block_size") else s.k[0])
+            assert predicted == (s.limit if kwargs.get("block_size") else s.k[0])
+
+
+@pytest.mark.parametrize("kwargs", [dict(), dict(halving=True), dict(row_cost=0.2)])
+def test_limit_caps_every_auto_rule(kwargs):
+    # A sizer with a limit never proposes, predicts or bounds a block past it, whatever
+    # the kept lengths; without one the same history goes past it.
+    capped = BlockSizer("auto", [4096], limit=9, **kwargs)
+    free = BlockSizer("auto", [4096], **kwargs)
+    assert capped.k[0] == 9 and free.k[0] == 64              # ceil(sqrt(4096)), capped
+    rng = np.random.default_rng(4)
+    longest = 0
+    for _ in range(300):
+        for s in (capped, free):
+            k = _propose(s, 4096)
+            accepted = k if rng.random() < 0.7 else int(rng.integers(0, k))
+            mode, limit, _, k_state, mean = s.arrays()[:5]
+            bound = int(s.max_next(ONE, np.array([k]))[0])
+            after = block_after(mode, limit, k_state, mean, 0, k, accepted)
+            _update(s, k, accepted)
+            if s is capped:
+                assert max(k, bound, after, int(s.k[0])) <= 9
+            else:
+                longest = max(longest, k)
+    assert longest > 9
 
 
 def test_row_cost_trades_rounds_for_rows():

@@ -344,7 +344,7 @@ def keep_row(draft, s, probs, row, conf, totals):
 
 @kernel
 def settle_pairs(rng, rule, samples, t, k, x, orders, n_free, draft, fresh, last, log_prob, D,
-                 W, q_draft, u_stop, fstate, istate, mode, fixed, row_cost, k_state,
+                 W, q_draft, u_stop, fstate, istate, mode, limit, row_cost, k_state,
                  mean, cuts, at_risk, progress, tau_out):
     """Decide each slot's kept length ``tau``, draw the residual pair, install the next draft.
 
@@ -392,7 +392,7 @@ def settle_pairs(rng, rule, samples, t, k, x, orders, n_free, draft, fresh, last
             last[s, 0] = -1
         tau_out[a] = tau
         progress[s] = new_t
-        update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, tau)
+        update_block_size(mode, limit, row_cost, k_state, mean, cuts, at_risk, s, kk, tau)
         if fresh[s] and n_free[s] - new_t == 1:   # the last position, from fresh marginals
             for b in range(n):
                 if x[s, b] < 0:

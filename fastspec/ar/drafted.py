@@ -96,6 +96,9 @@ class DraftedARSampler(ARSampler):
         self.drafter = drafter
         if not drafter.anchored:          # the next draft needs the target at one position
             self.window_cap = 1
+        # An anchored draft divides by the draft model at the context its target marginals
+        # were read at: every stop reads its own row (no checkpoints).
+        self.checkpoints = False
         # The first round drafts from the draft model instead of asking the target alone.
         self.has_draft[:] = True
         self.target_first = np.zeros(len(streams), dtype=np.bool_)   # b_0's draft is the target's

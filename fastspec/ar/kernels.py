@@ -40,12 +40,21 @@ block, ``w_max`` its longest window)::
       W: int64 (A, k_max)        draft values W_i
       q_at: float64 (A, k_max)   their draft probabilities q_i(W_i)
     stream = (u_stop, fstate, istate)                      per slot (fastspec._rules)
-    found = (cand_target, cand_win, full_win, row_win)     what the rows gave
+    found = (cand_target, cand_win, row_win, spacing, ckpt_win, wstate)
+                                           what the rows gave
       cand_target: float64 (A, q)          per slot: the stop candidate's target marginal
-      cand_win: float64 (A, w_max, q)      per slot: marginals after the stop candidate
-      full_win: float64 (A, w_max, q)      per slot: marginals after the block (row k)
+      cand_win: float (A, w_max, q)        per slot: the next draft: marginals after the
+                                           stop candidate (read at its checkpoint's row),
+                                           or after the block once row k keeps it whole
       row_win: int64 (rows,)               per round row: order indices its window holds
                                            (fastspec._planner.fill_row_windows)
+      spacing: int64 (A,)                  per slot: its checkpoint rows' spacing
+                                           (fastspec._planner.checkpoint_of)
+      ckpt_win: float (A or 0, w_max, q)   per slot: the window of its latest checkpoint
+                                           row of an earlier call (when a round spans calls)
+      wstate: int64 (A, 2)                 per slot: the round row held in ckpt_win (-1:
+                                           none), and 1 when the candidate's window is that
+                                           one (still in ckpt_win, not yet in cand_win)
     sizer = BlockSizer.arrays() (fastspec._sizer)
 """
 
@@ -55,8 +64,9 @@ import numpy as np
 from numba import prange
 
 from .._jit import kernel, twin
-from .._rules import (BLOCK, CAND, CAND_LOG_PI, CAND_LOG_SUM, CAND_ROW, DEAD, FULL_ROW, LOG_PI,
-                      LOG_SUM, SRS, TINY, kept_length, reset_slot, row_of, rows_of_slot,
+from .._planner import checkpoint_of
+from .._rules import (ACCEPT, BLOCK, CAND, CAND_LOG_PI, CAND_LOG_SUM, CAND_ROW, DEAD, FULL_ROW,
+                      LOG_PI, LOG_SUM, SRS, TINY, kept_length, reset_slot, row_of, rows_of_slot,
                       slots_of_rows, verify_draft_row, verify_last_row)
 from .._seeds import next_double, shuffle
 from .._sizer import FIXED, update as update_block_size
@@ -208,6 +218,33 @@ def _block_residual(probs, row, cb, total, draft, s, o, log_pi):
     return residual
 
 
+@kernel(inline="always")
+def _hold_checkpoint(probs, start, r0, r1, t, first_row, row_start, orders, n_order, s, a,
+                     istate, cand_win, row_win, spacing, ckpt_win, wstate, dense):
+    """Keep the window of slot ``a``'s latest checkpoint row among ``r0 .. r1 - 1`` in
+    ``ckpt_win`` (its later rows come in a later call and may stop the block in its reach),
+    first moving the candidate's window out of ``ckpt_win`` when it is still there.
+
+    (Arrays, not the ``found`` tuple: see the comment in fastspec._rules on writes through
+    a tuple inside an inlined function in a prange loop.)"""
+    c = checkpoint_of(r1 - 1 - row_start[a] + first_row[a], first_row[a], spacing[a])
+    gc = row_start[a] + c - first_row[a]
+    if gc < r0 or gc == wstate[a, 0]:
+        return
+    if wstate[a, 1] == 1:
+        i = istate[a, CAND]
+        held = wstate[a, 0] - row_start[a] + first_row[a]
+        length = min(row_win[wstate[a, 0]] - (i - held), n_order[s] - (t[a] + i + 1))
+        for j in range(length):
+            for y in range(cand_win.shape[2]):
+                cand_win[a, j, y] = ckpt_win[a, i - held + j, y]
+        wstate[a, 1] = 0
+    first = t[a] + c + 1
+    _copy_window(probs, gc - start, orders, s, first, min(row_win[gc], n_order[s] - first),
+                 ckpt_win[a], dense, t[a] + c)
+    wstate[a, 0] = gc
+
+
 @twin
 def verify_rows(
     rule,     # int: TOKEN, BLOCK, SRS or UNVERIFIED (fastspec._rules)
@@ -218,15 +255,18 @@ def verify_rows(
     held,     # per-sample state (module doc): orders, n_order, draft are read
     drafted,  # (W, q_at) (module doc)
     stream,   # (u_stop, fstate, istate), updated (fastspec._rules)
-    found,    # (cand_target, cand_win, full_win, row_win), written (module doc)
+    found,    # (cand_target, cand_win, row_win, spacing, ckpt_win, wstate), written
     err,      # int64 (A, 3): (code, round row, position) of an invalid row used, written
 ):
     """Read the answer rows ``start .. stop - 1`` (of whichever slots they belong to), in order.
 
     Keeps, per slot, the running log pi (block rule), the log-probability of the
     drafts so far, the latest stop candidate (its target marginal and, at the end
-    of the chunk, the marginals of the positions after it: the next draft if the
-    block is cut there) and whether the whole block is kept. Rows after a draft of
+    of the chunk, the marginals of the positions after it from its checkpoint's
+    row: the next draft if the block is cut there; fastspec._planner.checkpoint_of)
+    and whether the whole block is kept (then row k's window is the next draft).
+    When the slot's rows go on in a later call, the window of its latest checkpoint
+    is kept in ``ckpt_win`` until they come. Rows after a draft of
     target probability 0 (block) or after the first rejection (token) are never
     used, so they are neither read nor checked. An invalid row that is used sets
     ``err[a] = (code, row, position)`` and stops the slot.
@@ -244,7 +284,7 @@ def verify_rows(
     orders, n_order, draft = held[1], held[3], held[4]
     W, q_at = drafted
     u_stop, fstate, istate = stream
-    cand_target, cand_win, full_win, row_win = found
+    cand_target, cand_win, row_win, spacing, ckpt_win, wstate = found
     slot_lo, slot_hi = slots_of_rows(row_start, start, stop)
     for a in prange(slot_lo, slot_hi):
         r0, r1 = rows_of_slot(row_start, a, start, stop)
@@ -253,10 +293,7 @@ def verify_rows(
                 break
             s, row, i = row_of(samples, row_start, first_row, start, a, g)
             if i == k[a]:                                 # row k: kept whole?
-                if verify_last_row(rule, u_stop, fstate, istate, a, k[a], g):
-                    first = t[a] + k[a]
-                    _copy_window(probs, row, orders, s, first,
-                                 min(row_win[g], n_order[s] - first), full_win[a], dense, first)
+                verify_last_row(rule, u_stop, fstate, istate, a, k[a], g)
                 continue
             b = orders[s, t[a] + i]
             cb = b if dense else 0
@@ -281,11 +318,27 @@ def verify_rows(
                 fstate[a, LOGP] += math.log(p_w)
         s = samples[a]
         g = istate[a, CAND_ROW]
-        if r0 <= g < r1:
-            first = t[a] + istate[a, CAND] + (0 if rule == SRS else 1)
+        if istate[a, ACCEPT] == 1:        # kept whole: the next draft is row k's window
+            g = istate[a, FULL_ROW]
+            first = t[a] + k[a]
             _copy_window(probs, g - start, orders, s, first,
-                         min(row_win[g], n_order[s] - first), cand_win[a], dense,
-                         t[a] + istate[a, CAND])
+                         min(row_win[g], n_order[s] - first), cand_win[a], dense, first)
+            wstate[a, 1] = 0
+        elif r0 <= g < r1:                # a new candidate: its window, from its checkpoint
+            i = istate[a, CAND]
+            c = checkpoint_of(i, first_row[a], spacing[a])
+            gc = row_start[a] + c - first_row[a]
+            if gc >= start:
+                first = t[a] + i + (0 if rule == SRS else 1)
+                _copy_window(probs, gc - start, orders, s, first,
+                             min(row_win[gc] - (i - c), n_order[s] - first), cand_win[a],
+                             dense, t[a] + c)
+                wstate[a, 1] = 0
+            else:                         # read in an earlier call: it is in ckpt_win
+                wstate[a, 1] = 1
+        if r1 < row_start[a + 1] and spacing[a] > 1 and rule != SRS and not istate[a, DEAD]:
+            _hold_checkpoint(probs, start, r0, r1, t, first_row, row_start, orders, n_order, s,
+                             a, istate, cand_win, row_win, spacing, ckpt_win, wstate, dense)
 
 
 @kernel(inline="always")
@@ -323,7 +376,7 @@ def settle_blocks(
     held,     # per-sample state (module doc), updated
     W,        # int64 (A, k_max): draft values
     stream,   # (u_stop, fstate, istate) (fastspec._rules)
-    found,    # (cand_target, cand_win, full_win, row_win) (module doc)
+    found,    # (cand_target, cand_win, row_win, spacing, ckpt_win, wstate) (module doc)
     tol,      # float: tolerance on a marginal's sum (the oracle's)
     sizer,    # BlockSizer.arrays() (fastspec._sizer), updated
     tau_out,  # int64 (A,): kept length of each slot's block (-1: srs rejected), written
@@ -339,21 +392,22 @@ def settle_blocks(
     order (``n_order``), the last row's window becomes its draft there (srs
     proposals hand it to their sample).
     """
-    samples, t, k, _, _ = rnd
+    samples, t, k, first_row, row_start = rnd
     x, orders, n_free, n_order, draft, fresh, log_prob, progress = held
     u_stop, fstate, istate = stream
-    cand_target, cand_win, full_win, row_win = found
-    mode, fixed, row_cost, k_state, mean, cuts, at_risk = sizer
+    cand_target, cand_win, row_win, spacing, ckpt_win, wstate = found
+    mode, limit, row_cost, k_state, mean, cuts, at_risk = sizer
     for a in prange(samples.shape[0]):
         s = samples[a]
         kk = k[a]
         tau = kept_length(rule, u_stop, fstate, istate, a, kk)
         tau_out[a] = tau
-        update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, max(tau, 0))
+        update_block_size(mode, limit, row_cost, k_state, mean, cuts, at_risk, s, kk, max(tau, 0))
         if tau < 0:                               # redrawn from the residual by the caller
             continue
         for i in range(tau):
             x[s, orders[s, t[a] + i]] = W[a, i]
+        reach = 0
         if tau < kk:
             scale = math.exp(fstate[a, CAND_LOG_PI]) if rule == BLOCK else 1.0
             y = _draw_residual(rng, s, np.empty(draft.shape[2]), scale, cand_target[a],
@@ -363,23 +417,31 @@ def settle_blocks(
             new_t = t[a] + tau + 1
             window_row = istate[a, CAND_ROW]
             fresh[s] = False
+            # The next draft: the window of the checkpoint row at or before the stop.
+            c = checkpoint_of(tau, first_row[a], spacing[a])
+            if window_row >= 0:
+                window_row = row_start[a] + c - first_row[a]
+                reach = row_win[window_row] - (tau - c)
+            window = ckpt_win[a, tau - c:] if wstate[a, 1] == 1 else cand_win[a]
         else:
             log_prob[s] += fstate[a, LOGP]
             new_t = t[a] + kk
             window_row = istate[a, FULL_ROW]
             fresh[s] = window_row >= 0
+            if window_row >= 0:
+                reach = row_win[window_row]
+            window = cand_win[a]
         progress[s] = new_t
         remaining = n_free[s] - new_t
         if window_row < 0 or n_order[s] - new_t <= 0:
             continue
-        # Install the next block's draft: the window of the row the block ended on.
+        # Install the next block's draft, as long as the sizer's choice and the window allow.
         if remaining > 0:
-            k_next = fixed if mode == FIXED else k_state[s]
-            k_next = max(1, min(k_next, remaining, row_win[window_row]))
+            k_next = limit if mode == FIXED else k_state[s]
+            k_next = max(1, min(k_next, remaining, reach))
         else:
-            k_next = min(row_win[window_row], n_order[s] - new_t)
-        _install_draft(orders, draft, a, s, new_t, k_next,
-                       full_win[a] if tau == kk else cand_win[a], window_row, tol, err)
+            k_next = min(reach, n_order[s] - new_t)
+        _install_draft(orders, draft, a, s, new_t, k_next, window, window_row, tol, err)
         if fresh[s] and remaining == 1 and n_order[s] == n_free[s] and err[a, 0] == 0:
             o = new_t % draft.shape[1]
             y = draw_categorical(draft[s, o], next_double(rng, s))

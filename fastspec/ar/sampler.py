@@ -19,7 +19,7 @@ import numpy as np
 from .._driver import RoundLog, SamplerBase
 from .._errors import OracleError
 from .._jit import use_parallel
-from .._planner import plan_round, row_windows
+from .._planner import checkpoint_of, plan_round, row_windows
 from .._sizer import COST, BlockSizer
 from .._srs import draw_uniforms
 from . import kernels
@@ -86,6 +86,24 @@ def _explicit_orders(order, given, n_samples):
 RING_REPACK_BYTES = 32 * 2**20
 RING_COPY_BYTES = 8 * 2**20
 
+#: The marginals (bytes, counted at float64) the draft rows of one sample's block may ask
+#: for, in one round, beyond their own position. Within it every draft row asks for the
+#: window a stop there needs; past it (large ``q``), only checkpoint rows 1, 2, 4, .. rows
+#: apart do, and a block cut at draft ``i`` takes its next draft from the latest checkpoint
+#: row at or before ``i`` (fastspec._planner.fill_row_windows).
+WINDOW_BYTES = 256 * 2**20
+
+#: The bytes of one sample's block of drafts (float64 marginals) the "auto" block sizes
+#: stay within; its windows are as long as the block after it, so a sample holds about
+#: three times this at most. Only large ``q`` reach it: 16 MiB is 64 positions at
+#: q = 32,000, 2,048 at q = 1,000.
+BLOCK_BYTES = 16 * 2**20
+
+
+def block_limit(q):
+    """The longest block the "auto" sizes propose for ``q`` symbols (:data:`BLOCK_BYTES`)."""
+    return max(1, BLOCK_BYTES // (8 * q))
+
 
 class _Round:
     """This round's per-slot arrays (slot a holds sample ``samples[a]``)."""
@@ -111,9 +129,9 @@ class ARSampler(SamplerBase):
         given = check_given(given, n, q, S)
         order = check_order(order, n)
         sizer = BlockSizer(1 if method == "sequential" else block_size, np.full(S, n), row_cost,
-                           halving=rule == SRS)
+                           halving=rule == SRS, limit=block_limit(q))
         if parallel is None:
-            k0 = 1 if method == "sequential" else int(sizer.k[0] if sizer.mode else sizer.fixed)
+            k0 = 1 if method == "sequential" else int(sizer.k[0] if sizer.mode else sizer.limit)
             parallel = use_parallel(S * (k0 + 1) * n)
         if order is None:
             orders = np.empty((S, n), dtype=np.int64)
@@ -122,7 +140,7 @@ class ARSampler(SamplerBase):
         else:
             orders = _explicit_orders(order, given, S)
             n_free = (orders >= 0).sum(axis=1).astype(np.int64)
-        sizer.k[:] = np.maximum(1, np.ceil(np.sqrt(n_free))).astype(np.int64)
+        sizer.start(np.ceil(np.sqrt(n_free)))
         self._setup(model, streams.states, method, rule, sizer, parallel,
                     x=np.broadcast_to(given, (S, n)).copy(), orders=orders, n_free=n_free,
                     draft=np.zeros((S, 1, q)), fresh=np.zeros(S, dtype=np.bool_),
@@ -145,8 +163,8 @@ class ARSampler(SamplerBase):
         """
         self = cls.__new__(cls)
         J = x.shape[0]
-        sizer = BlockSizer(block_size, n_free, None)
-        sizer.k[:] = first_block
+        sizer = BlockSizer(block_size, n_free, None, limit=block_limit(model.q))
+        sizer.k[:] = first_block                  # (a block its sample drafted: within it)
         self._setup(model, rng, "block", BLOCK, sizer, parallel, x=x, orders=orders,
                     n_free=n_free, draft=draft, fresh=np.ones(J, dtype=np.bool_),
                     has_draft=np.ones(J, dtype=np.bool_), n_order=n_order, tail_len=tail_len)
@@ -160,6 +178,7 @@ class ARSampler(SamplerBase):
         self.rule = rule if rule is not None else RULES.get(method, BLOCK)
         self.sizer, self.parallel = sizer, parallel
         self.window_cap = None                    # at most this many positions per window
+        self.checkpoints = True                   # (False: every draft row is one)
         self.x, self.orders, self.n_free = x, orders, n_free
         self.stop = n_free                        # (SamplerBase: where each sample stops)
         self.n_order = n_free.copy() if n_order is None else n_order
@@ -195,14 +214,18 @@ class ARSampler(SamplerBase):
         r.fstate = np.empty((A, N_FSTATE))
         r.istate = np.empty((A, N_ISTATE), dtype=np.int64)
         r.cand_target = np.empty((A, q))
-        r.w_max, r.cand_win, r.full_win = w_max, None, None     # (_windows: the answers' dtype)
+        r.cand_win = None                             # (_windows: in the answers' dtype)
         r.err = np.zeros((A, 3), dtype=np.int64)
         if self.sizer.mode == COST:
             self.sizer.reserve(r.k)
         r.rnd = (r.samples, r.t, r.k, r.first_row, r.row_start)
         r.stream = (r.u_stop, r.fstate, r.istate)
-        r.row_win = row_windows(self.sizer, r.rnd, r.win_len, self.n_free,
-                                cover_block=self.rule == SRS)
+        r.spacing = np.full(A, 0 if self.checkpoints else 1, dtype=np.int64)
+        r.row_win, r.w_max = row_windows(self.sizer, r.rnd, r.win_len, self.n_free, r.spacing,
+                                         max(1, WINDOW_BYTES // (8 * q)),
+                                         cover_block=self.rule == SRS)
+        r.wstate = np.zeros((A, 2), dtype=np.int64)
+        r.wstate[:, 0] = -1
         kernels.draft_blocks(self.parallel, self.rng, r.rnd, self._held(), (r.W, r.q_at),
                              r.stream, r.cand_target)
         if self.model.positions:
@@ -264,9 +287,10 @@ class ARSampler(SamplerBase):
     def _plan_positions(self, r):
         """What each row of the round reads: order indices ``row_base .. + row_len - 1``.
 
-        Row ``i < k`` reads its block position and, should the block stop there,
-        the window after it (the next draft: ``row_win``, the block the sizer
-        would then propose); row ``k`` reads the window after the block. Counted
+        Row ``i < k`` reads its block position and, if it is a checkpoint row,
+        the window after it (``row_win``: the next draft should the block stop
+        at a row it covers, fastspec._planner.fill_row_windows); row ``k`` reads
+        the window after the block. Counted
         per sample in ``log.positions`` (a dense oracle's rows count ``n`` each:
         :attr:`dense_positions`).
         """
@@ -301,21 +325,25 @@ class ARSampler(SamplerBase):
         positions[np.arange(width) >= length[:, None]] = -1
         return out, positions
 
-    def _windows(self, r, dtype):
+    def _windows(self, r, dtype, spans_calls=False):
         """Allocate the round's windows (``found``, module doc of :mod:`fastspec.ar.kernels`)
         in the answers' dtype: a float32 answer's values are copied exactly and take half
-        the memory (at q = 32,000, 128 KB a position). float64 once any answer is."""
+        the memory (at q = 32,000, 128 KB a position). float64 once any answer is.
+        The checkpoint windows (``ckpt_win``) only when the round ``spans_calls``."""
+        shape = (r.samples.size, r.w_max, self.model.q)
         if r.cand_win is None:
-            shape = (r.samples.size, r.w_max, self.model.q)
-            r.cand_win, r.full_win = np.empty(shape, dtype), np.empty(shape, dtype)
+            r.cand_win = np.empty(shape, dtype)
+            r.ckpt_win = np.empty((0,) + shape[1:], dtype)
         elif r.cand_win.dtype != dtype and dtype == np.float64:
-            r.cand_win, r.full_win = (w.astype(np.float64) for w in (r.cand_win, r.full_win))
-        r.found = (r.cand_target, r.cand_win, r.full_win, r.row_win)
+            r.cand_win, r.ckpt_win = (w.astype(np.float64) for w in (r.cand_win, r.ckpt_win))
+        if spans_calls and r.ckpt_win.shape[0] == 0 and (r.spacing > 1).any():
+            r.ckpt_win = np.empty(shape, r.cand_win.dtype)
+        r.found = (r.cand_target, r.cand_win, r.row_win, r.spacing, r.ckpt_win, r.wstate)
 
     def consume(self, answer, start, stop, where):
         probs, tol = answer
         r = self._r
-        self._windows(r, probs.dtype)
+        self._windows(r, probs.dtype, spans_calls=start > 0 or stop < r.row_start[-1])
         self._tol = max(self._tol, tol)
         kernels.verify_rows(self.parallel, self.rule, (not self.model.positions, probs, tol),
                             start, stop, r.rnd, self._held(), (r.W, r.q_at), r.stream, r.found,
@@ -335,11 +363,16 @@ class ARSampler(SamplerBase):
         self._settled(r, tau, where)
 
     def row_bytes(self):
-        """A row's context and its answer (counted as float64; the positions protocol answers
-        only the round's widest row, the window after a block position)."""
-        r, n, q = self._r, self.model.n, self.model.q
-        width = int(r.row_len.max(initial=1)) if self.model.positions and r is not None else n
-        return 8 * (n + width * q + width)
+        """A row's context and its answer (counted as float64): bytes, or ``(fixed,
+        per position)`` bytes with the positions protocol (:meth:`row_widths`)."""
+        n, q = self.model.n, self.model.q
+        if self.model.positions and self._r is not None:
+            return 8 * n, 8 * (q + 1)
+        return 8 * (n + n * q + n)
+
+    def row_widths(self):
+        """Positions each row of the round asks for (None: dense answers, ``n`` a row)."""
+        return self._r.row_len if self.model.positions and self._r is not None else None
 
     def result(self, stats):
         from .._result import SampleResult
@@ -456,9 +489,11 @@ class ARSampler(SamplerBase):
     def _window_values(self, a, g, b):
         r = self._r
         full = g == r.istate[a, FULL_ROW]
-        window = r.full_win[a] if full else r.cand_win[a]
+        i = r.istate[a, CAND]
+        window = (r.cand_win[a] if full or r.wstate[a, 1] == 0 else
+                  r.ckpt_win[a, i - checkpoint_of(i, r.first_row[a], r.spacing[a]):])
         s = r.samples[a]
-        first = r.t[a] + (r.k[a] if full else r.istate[a, CAND] + 1)
+        first = r.t[a] + (r.k[a] if full else i + 1)
         j = int(np.flatnonzero(self.orders[s, first:first + window.shape[0]] == b)[0])
         return window[j]
 

@@ -453,7 +453,7 @@ def settle_blocks(
     W_cur, n_drawn, W_cand, xi_cand = walk
     u_stop, fstate, istate = stream
     cand_D, full_D = found
-    mode, fixed, row_cost, k_state, mean, cuts, at_risk = sizer
+    mode, limit, row_cost, k_state, mean, cuts, at_risk = sizer
     track, ref_D, log_ref = ref
     dim = y.shape[1]
     for slot in prange(samples.shape[0]):
@@ -466,7 +466,7 @@ def settle_blocks(
             n_drawn[slot] = kk
         tau = kept_length(rule, u_stop, fstate, istate, slot, kk)
         tau_out[slot] = tau
-        update_block_size(mode, fixed, row_cost, k_state, mean, cuts, at_risk, s, kk, max(tau, 0))
+        update_block_size(mode, limit, row_cost, k_state, mean, cuts, at_risk, s, kk, max(tau, 0))
         if tau < 0:                               # redrawn from the residual by the caller
             continue
         if tau == kk:

@@ -54,7 +54,7 @@ class DiffusionSampler(SamplerBase):
         sizer = BlockSizer(1 if method == "sequential" else block_size, np.full(S, N), row_cost,
                            halving=rule == SRS)
         if parallel is None:
-            k0 = 1 if method == "sequential" else int(sizer.k[0] if sizer.mode else sizer.fixed)
+            k0 = 1 if method == "sequential" else int(sizer.k[0] if sizer.mode else sizer.limit)
             parallel = use_parallel(S * (k0 + 1) * d)
         y = np.empty((S, d))
         kernels.initial_states(parallel, streams.states, schedule.init_scale, y)
