@@ -1,4 +1,4 @@
-"""Checkpoint windows and the block limit: what keeps a large vocabulary's rounds small.
+"""Checkpoint windows and the block limit: what bounds a large vocabulary's memory and work.
 
 When a block's draft rows would ask for more than ``WINDOW_BYTES`` of windows,
 only checkpoint rows ask for one and a block cut at draft ``i`` takes its next

@@ -95,8 +95,8 @@ WINDOW_BYTES = 256 * 2**20
 
 #: The bytes of one sample's block of drafts (float64 marginals) the "auto" block sizes
 #: stay within; its windows are as long as the block after it, so a sample holds about
-#: three times this at most. Only large ``q`` reach it: 16 MiB is 64 positions at
-#: q = 32,000, 2,048 at q = 1,000.
+#: three times this at most. Only large ``q`` reach it: 16 MiB is 65 positions at
+#: q = 32,000, 2,097 at q = 1,000.
 BLOCK_BYTES = 16 * 2**20
 
 
